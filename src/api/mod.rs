@@ -1,0 +1,207 @@
+//! HTTP only: version prefixes, routing, Docker's headers and error shapes. The work itself is in
+//! `engine`; handlers decode the request, call the engine off the async thread and encode.
+
+pub mod events;
+pub mod images;
+pub mod params;
+pub mod response;
+pub mod routes;
+pub mod system;
+
+use hyper::{Request, StatusCode, body::Incoming, header::HeaderValue};
+
+use crate::engine::Engine;
+use crate::engine::system::{API_VERSION, MIN_API_VERSION};
+use crate::serve::activity::Activity;
+
+use params::Query;
+use response::{ApiError, ApiResult, Resp};
+use routes::H;
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct Ctx {
+    pub engine: Engine,
+    pub activity: Activity,
+}
+
+/// An API version as `major.minor`, compared numerically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiVersion(pub u32, pub u32);
+
+impl ApiVersion {
+    pub fn parse(s: &str) -> Option<ApiVersion> {
+        let (a, b) = s.split_once('.')?;
+        Some(ApiVersion(a.parse().ok()?, b.parse().ok()?))
+    }
+}
+
+/// Split `/v1.45/containers/json` into the version and the path.
+fn split_version(path: &str) -> (Option<&str>, &str) {
+    if let Some(rest) = path.strip_prefix("/v") {
+        let end = rest.find('/').unwrap_or(rest.len());
+        let v = &rest[..end];
+        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            let p = &rest[end..];
+            return (Some(v), if p.is_empty() { "/" } else { p });
+        }
+    }
+    (None, path)
+}
+
+/// Decode `%xx` in a path (Go's mux matches on the decoded path).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && b[i + 1].is_ascii_hexdigit()
+            && b[i + 2].is_ascii_hexdigit()
+        {
+            let hexval = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+            out.push(hexval(b[i + 1]) * 16 + hexval(b[i + 2]));
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Answer one request.
+pub async fn handle(ctx: Ctx, req: Request<Incoming>) -> Resp {
+    let raw_path = req.uri().path().to_string();
+    let (version, path) = split_version(&raw_path);
+    let path = percent_decode(path);
+    let mut resp = match check_version(version) {
+        Err(e) => e.into_response(),
+        Ok(()) => route(ctx, req, &path)
+            .await
+            .unwrap_or_else(ApiError::into_response),
+    };
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    resp
+}
+
+/// moby's version middleware: too new or too old is a 400 with its text.
+fn check_version(v: Option<&str>) -> Result<(), ApiError> {
+    let Some(v) = v else { return Ok(()) };
+    let max = ApiVersion::parse(API_VERSION).unwrap_or(ApiVersion(1, 50));
+    let min = ApiVersion::parse(MIN_API_VERSION).unwrap_or(ApiVersion(1, 24));
+    let Some(given) = ApiVersion::parse(v) else {
+        return Err(ApiError::not_found("page not found"));
+    };
+    if given < min {
+        return Err(ApiError::bad_request(format!(
+            "client version {v} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+        )));
+    }
+    if given > max {
+        return Err(ApiError::bad_request(format!(
+            "client version {v} is too new. Maximum supported API version is {API_VERSION}"
+        )));
+    }
+    Ok(())
+}
+
+async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> ApiResult {
+    let method = req.method().as_str().to_string();
+    if method == "OPTIONS" {
+        return Ok(response::empty(StatusCode::OK));
+    }
+    let Some((h, param)) = routes::find(&method, path) else {
+        return Err(ApiError::not_found("page not found"));
+    };
+    let q = Query::parse(req.uri().query());
+    match h {
+        H::Ping => Ok(system::ping(method == "HEAD")),
+        H::Version => system::version(&ctx).await,
+        H::Info => system::info(&ctx).await,
+        H::SystemDf => system::df(&ctx).await,
+        H::Auth => Err(ApiError::not_implemented(
+            "berth cannot log in to registries yet: registry support comes in a later release",
+        )),
+        H::Events => events::stream(&ctx, &q).await,
+        H::ImageList => images::list(&ctx, &q).await,
+        H::ImageCreate => images::create(&ctx, &q, req).await,
+        H::ImageLoad => images::load(&ctx, &q, req).await,
+        H::ImagesSave => {
+            images::save(&ctx, q.all("names").iter().map(|s| s.to_string()).collect()).await
+        }
+        H::ImageSave => images::save(&ctx, vec![param]).await,
+        H::ImageInspect => images::inspect(&ctx, param).await,
+        H::ImageHistory => images::history(&ctx, param).await,
+        H::ImageTag => images::tag(&ctx, param, &q).await,
+        H::ImageDelete => images::delete(&ctx, param, &q).await,
+        H::ImagePrune => images::prune(&ctx, &q).await,
+        H::ImagePush | H::ImageSearch | H::Distribution => Err(ApiError::not_implemented(
+            "berth cannot reach registries yet: registry support comes in a later release",
+        )),
+        H::Build => Err(ApiError::not_implemented(
+            "berth cannot build images yet: /build comes in a later release",
+        )),
+        H::BuildPrune => {
+            response::ok_json(&serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}))
+        }
+        H::PluginList => response::ok_json(&serde_json::json!([])),
+        H::PluginInspect => Err(ApiError::not_found(format!("plugin \"{param}\" not found"))),
+        H::PluginOther => Err(ApiError::not_found("berth does not support plugins")),
+        H::SwarmLeave => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This node is not part of a swarm",
+        )),
+        H::Swarm => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefixes() {
+        assert_eq!(split_version("/v1.50/_ping"), (Some("1.50"), "/_ping"));
+        assert_eq!(split_version("/_ping"), (None, "/_ping"));
+        assert_eq!(split_version("/version"), (None, "/version"));
+        assert_eq!(
+            split_version("/v1.24/images/a/b/json"),
+            (Some("1.24"), "/images/a/b/json")
+        );
+    }
+
+    #[test]
+    fn version_bounds() {
+        assert!(check_version(Some("1.50")).is_ok());
+        assert!(check_version(Some("1.24")).is_ok());
+        let e = check_version(Some("1.51")).unwrap_err();
+        assert_eq!(
+            e.message,
+            "client version 1.51 is too new. Maximum supported API version is 1.50"
+        );
+        let e = check_version(Some("1.23")).unwrap_err();
+        assert!(e.message.starts_with("client version 1.23 is too old."));
+    }
+
+    #[test]
+    fn decodes_paths() {
+        assert_eq!(
+            percent_decode("/images/a%40sha256%3Aab/json"),
+            "/images/a@sha256:ab/json"
+        );
+        assert_eq!(percent_decode("/x%"), "/x%");
+        assert_eq!(percent_decode("/x%zz"), "/x%zz");
+    }
+}

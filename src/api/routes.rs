@@ -1,0 +1,183 @@
+//! The route table: every method and path berth serves. `openapi/berth.yaml` must list exactly
+//! these (a test compares them). `{name}` takes the rest of the path up to a known suffix,
+//! because image names hold `/` and `:`; `{id}` is one path segment.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum H {
+    Ping,
+    Version,
+    Info,
+    SystemDf,
+    Auth,
+    Events,
+    ImageList,
+    ImageCreate,
+    ImageLoad,
+    ImagesSave,
+    ImageSave,
+    ImageInspect,
+    ImageHistory,
+    ImageTag,
+    ImageDelete,
+    ImagePrune,
+    ImagePush,
+    ImageSearch,
+    Distribution,
+    Build,
+    BuildPrune,
+    PluginList,
+    PluginInspect,
+    PluginOther,
+    SwarmLeave,
+    Swarm,
+}
+
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub h: H,
+}
+
+const fn r(method: &'static str, path: &'static str, h: H) -> Route {
+    Route { method, path, h }
+}
+
+pub static ROUTES: &[Route] = &[
+    r("GET", "/_ping", H::Ping),
+    r("HEAD", "/_ping", H::Ping),
+    r("GET", "/version", H::Version),
+    r("GET", "/info", H::Info),
+    r("GET", "/system/df", H::SystemDf),
+    r("POST", "/auth", H::Auth),
+    r("GET", "/events", H::Events),
+    r("GET", "/images/json", H::ImageList),
+    r("POST", "/images/create", H::ImageCreate),
+    r("POST", "/images/load", H::ImageLoad),
+    r("GET", "/images/get", H::ImagesSave),
+    r("GET", "/images/search", H::ImageSearch),
+    r("POST", "/images/prune", H::ImagePrune),
+    r("GET", "/images/{name}/get", H::ImageSave),
+    r("GET", "/images/{name}/json", H::ImageInspect),
+    r("GET", "/images/{name}/history", H::ImageHistory),
+    r("POST", "/images/{name}/tag", H::ImageTag),
+    r("POST", "/images/{name}/push", H::ImagePush),
+    r("DELETE", "/images/{name}", H::ImageDelete),
+    r("GET", "/distribution/{name}/json", H::Distribution),
+    r("POST", "/build", H::Build),
+    r("POST", "/build/prune", H::BuildPrune),
+    r("GET", "/plugins", H::PluginList),
+    r("GET", "/plugins/privileges", H::PluginOther),
+    r("POST", "/plugins/pull", H::PluginOther),
+    r("POST", "/plugins/create", H::PluginOther),
+    r("GET", "/plugins/{name}/json", H::PluginInspect),
+    r("DELETE", "/plugins/{name}", H::PluginInspect),
+    r("POST", "/plugins/{name}/enable", H::PluginInspect),
+    r("POST", "/plugins/{name}/disable", H::PluginInspect),
+    r("POST", "/plugins/{name}/upgrade", H::PluginInspect),
+    r("POST", "/plugins/{name}/push", H::PluginInspect),
+    r("POST", "/plugins/{name}/set", H::PluginInspect),
+    r("GET", "/swarm", H::Swarm),
+    r("POST", "/swarm/init", H::Swarm),
+    r("POST", "/swarm/join", H::Swarm),
+    r("POST", "/swarm/leave", H::SwarmLeave),
+    r("POST", "/swarm/update", H::Swarm),
+    r("GET", "/swarm/unlockkey", H::Swarm),
+    r("POST", "/swarm/unlock", H::SwarmLeave),
+    r("GET", "/nodes", H::Swarm),
+    r("GET", "/nodes/{id}", H::Swarm),
+    r("DELETE", "/nodes/{id}", H::Swarm),
+    r("POST", "/nodes/{id}/update", H::Swarm),
+    r("GET", "/services", H::Swarm),
+    r("POST", "/services/create", H::Swarm),
+    r("GET", "/services/{id}", H::Swarm),
+    r("DELETE", "/services/{id}", H::Swarm),
+    r("POST", "/services/{id}/update", H::Swarm),
+    r("GET", "/services/{id}/logs", H::Swarm),
+    r("GET", "/tasks", H::Swarm),
+    r("GET", "/tasks/{id}", H::Swarm),
+    r("GET", "/tasks/{id}/logs", H::Swarm),
+    r("GET", "/secrets", H::Swarm),
+    r("POST", "/secrets/create", H::Swarm),
+    r("GET", "/secrets/{id}", H::Swarm),
+    r("DELETE", "/secrets/{id}", H::Swarm),
+    r("POST", "/secrets/{id}/update", H::Swarm),
+    r("GET", "/configs", H::Swarm),
+    r("POST", "/configs/create", H::Swarm),
+    r("GET", "/configs/{id}", H::Swarm),
+    r("DELETE", "/configs/{id}", H::Swarm),
+    r("POST", "/configs/{id}/update", H::Swarm),
+];
+
+/// Match one pattern; returns the parameter (empty for literal routes).
+fn matches(pattern: &str, path: &str) -> Option<String> {
+    let Some(open) = pattern.find('{') else {
+        return (pattern == path).then(String::new);
+    };
+    let close = pattern[open..].find('}')? + open;
+    let (prefix, param, suffix) = (
+        &pattern[..open],
+        &pattern[open + 1..close],
+        &pattern[close + 1..],
+    );
+    let middle = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    if middle.is_empty() || (param != "name" && middle.contains('/')) {
+        return None;
+    }
+    Some(middle.to_string())
+}
+
+/// Find the route for a request: literal paths first, then patterns with the longest suffix.
+pub fn find(method: &str, path: &str) -> Option<(H, String)> {
+    let literal = ROUTES
+        .iter()
+        .filter(|r| !r.path.contains('{'))
+        .find(|r| r.method == method && r.path == path);
+    if let Some(r) = literal {
+        return Some((r.h, String::new()));
+    }
+    let mut patterned: Vec<&Route> = ROUTES
+        .iter()
+        .filter(|r| r.method == method && r.path.contains('{'))
+        .collect();
+    patterned.sort_by_key(|r| std::cmp::Reverse(r.path.len() - r.path.find('}').unwrap_or(0)));
+    patterned
+        .into_iter()
+        .find_map(|r| matches(r.path, path).map(|p| (r.h, p)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_with_slashes_and_ports() {
+        assert_eq!(
+            find("GET", "/images/localhost:5000/foo/bar:tag/json"),
+            Some((H::ImageInspect, "localhost:5000/foo/bar:tag".into()))
+        );
+        assert_eq!(
+            find("GET", "/images/json"),
+            Some((H::ImageList, String::new()))
+        );
+        assert_eq!(
+            find("DELETE", "/images/docker.io/library/busybox:latest"),
+            Some((H::ImageDelete, "docker.io/library/busybox:latest".into()))
+        );
+        assert_eq!(
+            find("GET", "/images/busybox/get"),
+            Some((H::ImageSave, "busybox".into()))
+        );
+        assert_eq!(
+            find("GET", "/images/get"),
+            Some((H::ImagesSave, String::new()))
+        );
+    }
+
+    #[test]
+    fn wrong_method_or_path_is_none() {
+        assert_eq!(find("POST", "/version"), None);
+        assert_eq!(find("GET", "/nope"), None);
+        assert_eq!(find("GET", "/nodes/a/b"), None);
+        assert_eq!(find("GET", "/images//json"), None);
+    }
+}

@@ -1,0 +1,49 @@
+//! Where berth keeps things: the data root (persistent) and the run root (tmpfs).
+
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
+pub const DEFAULT_RUN_ROOT: &str = "/run/berth";
+
+/// The folders of one berth installation. Every process (serve, monitor) derives paths from here.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub data_root: PathBuf,
+    pub run_root: PathBuf,
+}
+
+impl Paths {
+    pub fn new(data_root: impl Into<PathBuf>, run_root: impl Into<PathBuf>) -> Paths {
+        Paths {
+            data_root: data_root.into(),
+            run_root: run_root.into(),
+        }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.data_root.join("berth.db")
+    }
+
+    /// `layers/<chain-id hex>/{diff,tar-split}`.
+    pub fn layers(&self) -> PathBuf {
+        self.data_root.join("layers")
+    }
+
+    pub fn layer_dir(&self, chain_hex: &str) -> PathBuf {
+        self.layers().join(chain_hex)
+    }
+
+    /// Short symlinks to layer diffs, so that overlay `lowerdir` strings stay within one page.
+    pub fn links(&self) -> PathBuf {
+        self.data_root.join("l")
+    }
+
+    /// Scratch space on the same filesystem as the layers, so finished work is renamed into place.
+    pub fn tmp(&self) -> PathBuf {
+        self.data_root.join("tmp")
+    }
+
+    pub fn data_root(&self) -> &Path {
+        &self.data_root
+    }
+}

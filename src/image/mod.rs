@@ -1,0 +1,7 @@
+//! Images on disk: references, layer extraction and reassembly, image configs, archives.
+
+pub mod changes;
+pub mod config;
+pub mod layer;
+pub mod reference;
+pub mod tarwrite;

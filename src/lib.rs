@@ -1,0 +1,13 @@
+#![recursion_limit = "256"]
+//! berth: a container engine that speaks the Docker Engine API with no resident daemon.
+//!
+//! `serve` answers HTTP on an activated socket; `api` turns requests into calls on `engine`,
+//! which works on the `store` (SQLite + files) and the `image` layer store.
+
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod image;
+pub mod serve;
+pub mod store;
+pub mod util;

@@ -1,0 +1,105 @@
+//! The `berth` command: `serve` answers the Docker Engine API on an activated socket.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use berth::config::{DEFAULT_DATA_ROOT, DEFAULT_RUN_ROOT, Paths};
+use berth::engine::{Engine, EngineConfig};
+use berth::serve::{self, ServeOptions, Source, activation};
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "A daemonless container engine that speaks the Docker Engine API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Roots {
+    /// Persistent state: database, layers, containers.
+    #[arg(long, env = "BERTH_DATA_ROOT", default_value = DEFAULT_DATA_ROOT)]
+    data_root: PathBuf,
+    /// Runtime state on tmpfs.
+    #[arg(long, env = "BERTH_RUN_ROOT", default_value = DEFAULT_RUN_ROOT)]
+    run_root: PathBuf,
+    /// The OCI runtime binary.
+    #[arg(long, env = "BERTH_RUNTIME", default_value = "runc")]
+    runtime: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Answer the Docker Engine API on the socket systemd passes (fd 3), or on --host.
+    Serve {
+        /// unix:///path to bind when not socket-activated.
+        #[arg(long, short = 'H')]
+        host: Option<String>,
+        /// Seconds with nothing going on before exiting (0 = stay up).
+        #[arg(long, default_value_t = 5)]
+        idle_timeout: u64,
+        /// Log filter (error, warn, info, debug, trace, or tracing directives).
+        #[arg(long, env = "BERTH_LOG", default_value = "warn")]
+        log_level: String,
+        #[command(flatten)]
+        roots: Roots,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    // Before anything else: take the activation fd and clean LISTEN_* while single-threaded.
+    let activated = activation::take().context("socket activation")?;
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            host,
+            idle_timeout,
+            log_level,
+            roots,
+        } => {
+            init_logging(&log_level);
+            let source = match (activated, host) {
+                (Some(a), _) => Source::Activated(a),
+                (None, Some(h)) => match h.strip_prefix("unix://") {
+                    Some(p) => Source::Bind(PathBuf::from(p)),
+                    None => bail!("--host must be unix:///path, got {h}"),
+                },
+                (None, None) => bail!(
+                    "no socket: run under systemd socket activation (LISTEN_FDS) or pass --host unix:///path"
+                ),
+            };
+            let engine = Engine::new(EngineConfig {
+                paths: Paths::new(roots.data_root, roots.run_root),
+                runtime: roots.runtime,
+            });
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(serve::run(
+                engine,
+                ServeOptions {
+                    source,
+                    idle_timeout: Duration::from_secs(idle_timeout),
+                },
+            ))?;
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}

@@ -1,0 +1,148 @@
+//! The state store: one SQLite database (WAL) shared by every berth process.
+//!
+//! Each `berth serve` opens its own connection per operation; SQLite's locking is the unit of
+//! consistency between processes. Writes run in `BEGIN IMMEDIATE` so that two processes never
+//! both read and then fail to upgrade to a write lock; uniqueness is a constraint, not a check.
+
+pub mod events;
+pub mod images;
+mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("state folder {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database schema version {found} is newer than this berth understands ({known})")]
+    TooNew { found: i64, known: i64 },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How long a writer waits for another process's write transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Open (and create or migrate) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // journal_mode is persistent, but asking is cheap and covers a fresh file.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn };
+        schema::migrate(&mut store.conn)?;
+        Ok(store)
+    }
+
+    /// Run `f` in a write transaction (`BEGIN IMMEDIATE`); commit if it returns Ok.
+    pub fn write<T, E>(&mut self, f: impl FnOnce(&Transaction) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    /// Run `f` in a read transaction, so that it sees one consistent snapshot.
+    pub fn read<T, E>(&mut self, f: impl FnOnce(&Transaction) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(StoreError::from)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// A stable ID for this installation (`/info` `ID`), made on first use.
+pub fn engine_id(tx: &Transaction) -> Result<String> {
+    use rusqlite::OptionalExtension;
+    let found: Option<String> = tx
+        .query_row("SELECT value FROM meta WHERE key = 'engine_id'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    let id = uuid_like();
+    tx.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('engine_id', ?1)",
+        [&id],
+    )?;
+    Ok(
+        tx.query_row("SELECT value FROM meta WHERE key = 'engine_id'", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+fn uuid_like() -> String {
+    let h = crate::util::random_id();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_twice_and_keeps_engine_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("berth.db");
+        let mut a = Store::open(&db).unwrap();
+        let id1 = a.write(engine_id).unwrap();
+        let mut b = Store::open(&db).unwrap();
+        let id2 = b.read(engine_id).unwrap();
+        assert_eq!(id1, id2);
+        assert_eq!(id1.len(), 36);
+    }
+}

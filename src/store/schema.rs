@@ -1,0 +1,84 @@
+//! Schema and migrations, versioned with `PRAGMA user_version`.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{Result, StoreError};
+
+/// Each entry migrates from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: images, layers, tags, events.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    -- One row per extracted layer, keyed by its chain ID.
+    CREATE TABLE layers (
+        chain_id TEXT PRIMARY KEY,
+        diff_id  TEXT NOT NULL,
+        parent   TEXT REFERENCES layers(chain_id),
+        size     INTEGER NOT NULL,      -- bytes of regular files in the diff
+        tar_size INTEGER NOT NULL,      -- bytes of the layer's tar, for save
+        link     TEXT NOT NULL UNIQUE   -- short name under l/ for overlay lowerdir
+    );
+    -- config is the image config JSON exactly as received: the image ID is its sha256.
+    CREATE TABLE images (
+        id        TEXT PRIMARY KEY,
+        config    BLOB NOT NULL,
+        created   INTEGER NOT NULL,     -- config "created", Unix nanoseconds (0 if absent)
+        size      INTEGER NOT NULL,
+        parent    TEXT NOT NULL DEFAULT '',
+        added     INTEGER NOT NULL,     -- when this store got it, Unix nanoseconds
+        last_tag  INTEGER NOT NULL DEFAULT 0
+    );
+    -- Every chain ID of an image's stack, bottom first, so a layer in use is never removed.
+    CREATE TABLE image_layers (
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        idx      INTEGER NOT NULL,
+        chain_id TEXT NOT NULL REFERENCES layers(chain_id),
+        PRIMARY KEY (image_id, idx)
+    );
+    CREATE INDEX image_layers_chain ON image_layers(chain_id);
+    -- Fully qualified references: docker.io/library/busybox:latest, or name@sha256:... digests.
+    CREATE TABLE refs (
+        name      TEXT PRIMARY KEY,
+        image_id  TEXT NOT NULL REFERENCES images(id),
+        is_digest INTEGER NOT NULL DEFAULT 0,
+        added     INTEGER NOT NULL
+    );
+    CREATE INDEX refs_image ON refs(image_id);
+    CREATE TABLE events (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_nano  INTEGER NOT NULL,
+        type       TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        actor_id   TEXT NOT NULL,
+        attributes TEXT NOT NULL         -- JSON object
+    );
+    CREATE INDEX events_time ON events(time_nano);
+    "#,
+];
+
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current == VERSION {
+        return Ok(());
+    }
+    if current > VERSION {
+        return Err(StoreError::TooNew {
+            found: current,
+            known: VERSION,
+        });
+    }
+    // Another process may be migrating at the same moment: take the write lock, then re-read.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
