@@ -70,7 +70,7 @@ impl From<crate::image::layer::LayerError> for EngineError {
     fn from(e: crate::image::layer::LayerError) -> Self {
         use crate::image::layer::LayerError;
         match e {
-            LayerError::Io(_) => EngineError::internal(e.to_string()),
+            LayerError::Io(_) | LayerError::Corrupt(_) => EngineError::internal(e.to_string()),
             _ => EngineError::invalid(e.to_string()),
         }
     }

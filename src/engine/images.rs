@@ -243,12 +243,10 @@ pub fn list(engine: &Engine, all: bool, filters: &Filters) -> Result<Vec<Value>>
 
 /// moby's `FamiliarMatch`: a pattern matches the familiar name or the familiar name:tag.
 fn reference_matches(pattern: &str, familiar_ref: &str) -> Result<bool> {
-    let name_only = match reference::parse_normalized(familiar_ref) {
-        Ok(r) => r.familiar_name(),
-        Err(_) => familiar_ref.to_string(),
-    };
-    let m = reference::path_match(pattern, familiar_ref)?;
-    Ok(m || reference::path_match(pattern, &name_only)?)
+    match reference::parse_normalized(familiar_ref) {
+        Ok(r) => Ok(reference::familiar_match(pattern, &r)?),
+        Err(_) => Ok(reference::path_match(pattern, familiar_ref)?),
+    }
 }
 
 /// `before`/`since` name an image; its creation time bounds the list.
@@ -659,7 +657,10 @@ mod tests {
         ]));
         assert!(is_single_reference(&[
             r("docker.io/library/a:1", false),
-            r(&format!("docker.io/library/a@sha256:{}", "0".repeat(64)), true)
+            r(
+                &format!("docker.io/library/a@sha256:{}", "0".repeat(64)),
+                true
+            )
         ]));
     }
 
