@@ -70,20 +70,22 @@ pub async fn load(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
     // Docker's default is quiet when the parameter is absent.
     let quiet = q.bool("quiet", true);
     let engine = ctx.engine.clone();
-    let reader = BodyReader::new(req.into_body());
+    let mut reader = BodyReader::new(req.into_body());
     let (tx, rx) = mpsc::channel(16);
     tokio::task::spawn_blocking(move || {
         let mut out = ChannelWriter::new(tx);
         let mut send_failed = false;
-        let result = image_archive::load(&engine, reader, quiet, &mut |msg| {
+        let result = image_archive::load(&engine, &mut reader, quiet, &mut |msg| {
             if out.message(&msg).is_err() {
                 send_failed = true;
             }
         });
-        if let Err(e) = result
-            && !send_failed
-        {
-            let _ = out.error_message(&e.message);
+        if let Err(e) = result {
+            if !send_failed {
+                let _ = out.error_message(&e.message);
+            }
+            // Take the rest of the upload, so the client reads the error, not a broken pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
         }
     });
     Ok(streaming("application/json", rx))
@@ -134,19 +136,21 @@ pub async fn create(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
     let message = q.get("message").unwrap_or("").to_string();
     let changes: Vec<String> = q.all("changes").iter().map(|s| s.to_string()).collect();
     let engine = ctx.engine.clone();
-    let reader = BodyReader::new(req.into_body());
+    let mut reader = BodyReader::new(req.into_body());
     let id = blocking(move || {
-        import(
-            &engine,
-            &ImportRequest {
-                repo: &repo,
-                tag: &tag,
-                message: &message,
-                source: &from_src,
-                changes: &changes,
-            },
-            reader,
-        )
+        let request = ImportRequest {
+            repo: &repo,
+            tag: &tag,
+            message: &message,
+            source: &from_src,
+            changes: &changes,
+        };
+        let result = import(&engine, &request, &mut reader);
+        // Read what the client is still sending, so it sees our answer rather than a broken pipe.
+        if result.is_err() {
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        }
+        result
     })
     .await?;
     // A stream, so clients that read progress (docker-py checks for chunking) see one message.

@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 /// Errors with the texts dockerd returns (all are HTTP 400 "invalid parameter").
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum ChangeError {
-    /// An instruction outside the allowed list, e.g. `RUN is not a valid change command`
-    /// (the instruction keeps the case it was written in).
+    /// An instruction outside the allowed list, e.g. `run is not a valid change command`
+    /// (lower-cased, as the buildkit parser hands it to moby; checked against dockerd).
     #[error("{0} is not a valid change command")]
     NotAllowed(String),
     /// Only blank lines or comments.
@@ -59,7 +59,7 @@ pub fn apply_changes(
     // Like BuildFromConfig: reject disallowed instructions before interpreting any.
     for n in &nodes {
         if !VALID_COMMANDS.contains(&n.cmd.to_lowercase().as_str()) {
-            return Err(ChangeError::NotAllowed(n.cmd.clone()));
+            return Err(ChangeError::NotAllowed(n.cmd.to_lowercase()));
         }
     }
     let commands = nodes
@@ -2138,12 +2138,12 @@ mod tests {
 
     #[test]
     fn validation_and_parsing() {
-        assert_eq!(fail(&["RUN x"]), "RUN is not a valid change command");
+        assert_eq!(fail(&["RUN x"]), "run is not a valid change command");
         assert_eq!(
             fail(&["from busybox"]),
             "from is not a valid change command"
         );
-        assert_eq!(fail(&["BOGUS x"]), "BOGUS is not a valid change command");
+        assert_eq!(fail(&["BOGUS x"]), "bogus is not a valid change command");
         // Parse errors come before the allowed-list check, as upstream.
         assert_eq!(fail(&["RUN x", "ENV K"]), "ENV must have two arguments");
         assert_eq!(fail(&[""]), "file with no instructions");

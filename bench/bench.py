@@ -1,0 +1,336 @@
+#!/usr/bin/env python3
+"""berth vs dockerd vs podman, side by side, in one run (see bench/run.sh).
+
+Figures (medians):
+  cold /_ping   a new connection to a socket-activated engine, process start included:
+                berth under `systemd-socket-activate -a` (a process per connection), podman
+                started by systemd-socket-activate for each sample; dockerd is resident,
+                so its column is the time from starting dockerd to its first answer.
+  warm /_ping   a new connection to a running engine (berth: Accept=no, already started).
+  images/json   GET /images/json with 500 tags of one imported image.
+  docker images the whole `docker images` command (CLI start, ping, list) with 500 tags.
+
+dockerd and podman are measured only where installed; nothing is installed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DOCKER_CLI = "/usr/local/bin/docker" if os.path.exists("/usr/local/bin/docker") else shutil.which("docker")
+
+
+def http(sock: str, method: str, path: str, body: bytes = b"", headers: dict | None = None,
+         timeout: float = 60) -> tuple[int, bytes]:
+    """One request on a new connection (Connection: close), read to the end."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    s.connect(sock)
+    hdrs = {"Host": "localhost", "Connection": "close", "Content-Length": str(len(body))}
+    hdrs.update(headers or {})
+    req = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+    s.sendall(req.encode() + body)
+    chunks = []
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        chunks.append(d)
+    s.close()
+    raw = b"".join(chunks)
+    status = int(raw.split(b" ", 2)[1]) if raw else 0
+    return status, raw
+
+
+def ok(sock: str, path: str):
+    status, raw = http(sock, "GET", path)
+    if status != 200:
+        raise RuntimeError(f"GET {path}: {raw[:200]!r}")
+
+
+def timed(fn, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def wait_socket(sock: str, timeout: float = 30, ping: bool = True) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(sock):
+            if not ping:
+                return True
+            try:
+                if http(sock, "GET", "/_ping", timeout=2)[0] == 200:
+                    return True
+            except OSError:
+                pass
+        time.sleep(0.02)
+    return False
+
+
+def kill_group(p: subprocess.Popen):
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+
+
+def populate(sock: str, tar: Path, n: int):
+    st, raw = http(sock, "POST", "/images/create?fromSrc=-&repo=benchbox&tag=latest",
+                   tar.read_bytes(), {"Content-Type": "application/x-tar"}, timeout=300)
+    assert st == 200, raw[:300]
+    for i in range(n):
+        st, raw = http(sock, "POST", f"/images/benchbox:latest/tag?repo=bench{i}&tag=v")
+        assert st == 201, raw[:300]
+
+
+def docker_images(sock: str):
+    subprocess.run([DOCKER_CLI, "images"], check=True, capture_output=True,
+                   env={**os.environ, "DOCKER_HOST": f"unix://{sock}"})
+
+
+# --------------------------------------------------------------------------- engines
+
+
+class Berth:
+    name = "berth"
+
+    def __init__(self, binary: str, work: Path):
+        self.bin, self.work = binary, work
+        self.procs: list[subprocess.Popen] = []
+
+    def _activate(self, sock: str, accept: bool, idle: int = 5) -> subprocess.Popen:
+        args = [self.bin, "serve", "--data-root", str(self.work / "data"),
+                "--run-root", str(self.work / "run"), "--idle-timeout", str(idle)]
+        if accept:
+            cmd = ["systemd-socket-activate", "-a", "-l", sock, *args]
+        else:
+            cmd = ["systemd-socket-activate", "-l", sock, "-E", "PATH",
+                   str(REPO / "scripts" / "activate-loop.sh"), *args]
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        self.procs.append(p)
+        wait_socket(sock, ping=False)
+        return p
+
+    def cold_ping(self, n: int) -> list[float]:
+        sock = str(self.work / "accept.sock")
+        p = self._activate(sock, accept=True)
+        ok(sock, "/_ping")  # page the binary in once
+        out = timed(lambda: ok(sock, "/_ping"), n)
+        kill_group(p)
+        return out
+
+    def start(self) -> str:
+        sock = str(self.work / "berth.sock")
+        self._activate(sock, accept=False)
+        assert wait_socket(sock)
+        return sock
+
+    def stop(self):
+        for p in self.procs:
+            kill_group(p)
+
+
+class Dockerd:
+    name = "dockerd"
+
+    def __init__(self, work: Path):
+        self.work = work
+        self.proc = None
+        self.sock = str(work / "docker.sock")
+        policy = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True).stdout
+        self.forward_policy = "DROP" if "-P FORWARD DROP" in policy else "ACCEPT"
+
+    @staticmethod
+    def available() -> bool:
+        return bool(shutil.which("dockerd"))
+
+    def _spawn(self) -> subprocess.Popen:
+        return subprocess.Popen(
+            ["dockerd", "-H", f"unix://{self.sock}", "--data-root", str(self.work / "root"),
+             "--exec-root", str(self.work / "exec"), "--pidfile", str(self.work / "dockerd.pid")],
+            stdout=subprocess.DEVNULL, stderr=open(self.work / "dockerd.log", "ab"), start_new_session=True)
+
+    def cold_ping(self, n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            p = self._spawn()
+            ok = wait_socket(self.sock, 60)
+            out.append((time.perf_counter() - t0) * 1000)
+            kill_group(p)
+            assert ok, "dockerd did not start"
+        return out
+
+    def start(self) -> str:
+        self.proc = self._spawn()
+        assert wait_socket(self.sock, 60), "dockerd did not start"
+        return self.sock
+
+    def stop(self):
+        if self.proc:
+            kill_group(self.proc)
+        # undo what dockerd did to the host network (see shared/notes/anchors.md): its rules
+        # and chains, the FORWARD policy and docker0
+        rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+        kept = "".join(line + "\n" for line in rules.splitlines() if "DOCKER" not in line and "docker0" not in line)
+        subprocess.run(["iptables-restore"], input=kept, text=True, check=False)
+        subprocess.run(["iptables", "-P", "FORWARD", self.forward_policy], check=False)
+        subprocess.run(["ip", "link", "del", "docker0"], capture_output=True, check=False)
+        subprocess.run(["umount", "-R", str(self.work / "root")], capture_output=True, check=False)
+
+
+class Podman:
+    name = "podman"
+
+    def __init__(self, work: Path):
+        self.work = work
+        self.procs = []
+        (work / "containers.conf").write_text(
+            '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
+            '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n'
+            '[network]\nnetwork_backend = "cni"\n')
+        (work / "storage.conf").write_text(
+            f'[storage]\ndriver = "overlay"\nrunroot = "{work}/run"\ngraphroot = "{work}/root"\n')
+        (work / "registries.conf").write_text('[[registry]]\nlocation = "localhost:5000"\ninsecure = true\n')
+        self.env = {**os.environ, "CONTAINERS_CONF": str(work / "containers.conf"),
+                    "CONTAINERS_STORAGE_CONF": str(work / "storage.conf"),
+                    "CONTAINERS_REGISTRIES_CONF": str(work / "registries.conf")}
+
+    @staticmethod
+    def available() -> bool:
+        return bool(shutil.which("podman"))
+
+    def cold_ping(self, n: int) -> list[float]:
+        sock = str(self.work / "cold.sock")
+        out = []
+        for _ in range(n):
+            if os.path.exists(sock):
+                os.unlink(sock)
+            p = subprocess.Popen(
+                ["systemd-socket-activate", "-l", sock, "-E", "CONTAINERS_CONF", "-E", "CONTAINERS_STORAGE_CONF",
+                 "-E", "CONTAINERS_REGISTRIES_CONF", "-E", "PATH", "podman", "system", "service", "--time=0"],
+                env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            wait_socket(sock, ping=False)
+            t0 = time.perf_counter()
+            ok(sock, "/_ping")
+            out.append((time.perf_counter() - t0) * 1000)
+            kill_group(p)
+        return out
+
+    def start(self) -> str:
+        sock = str(self.work / "podman.sock")
+        p = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"], env=self.env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.procs.append(p)
+        assert wait_socket(sock, 60), "podman service did not start"
+        return sock
+
+    def stop(self):
+        for p in self.procs:
+            kill_group(p)
+        subprocess.run(["umount", "-R", str(self.work / "root")], capture_output=True, check=False)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def med(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--berth", default=os.environ.get("BERTH_BIN", str(REPO / "target/release/berth")))
+    ap.add_argument("--pings", type=int, default=200)
+    ap.add_argument("--images", type=int, default=500)
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--engines", default="berth,dockerd,podman")
+    args = ap.parse_args()
+    if not os.path.exists(args.berth):
+        sys.exit(f"bench: {args.berth} not found (cargo build --release, or --berth PATH)")
+    if not DOCKER_CLI:
+        sys.exit("bench: the docker CLI is needed for the `docker images` figure")
+
+    root = Path(tempfile.mkdtemp(prefix="berth-bench-"))
+    tar = root / "busybox.tar"
+    subprocess.run([str(REPO / "scripts/make-busybox-image.sh"), str(tar)], check=True)
+    wanted = args.engines.split(",")
+    engines = []
+    if "berth" in wanted:
+        engines.append(Berth(args.berth, root / "berth"))
+    if "dockerd" in wanted and Dockerd.available():
+        engines.append(Dockerd(root / "dockerd"))
+    if "podman" in wanted and Podman.available():
+        engines.append(Podman(root / "podman"))
+    rows = {"cold /_ping (ms)": {}, "warm /_ping (ms)": {},
+            f"GET /images/json, {args.images} images (ms)": {},
+            f"docker images, {args.images} images (ms)": {}}
+    keys = list(rows)
+    try:
+        for eng in engines:
+            eng.work.mkdir(parents=True, exist_ok=True)
+            print(f"-- {eng.name}", file=sys.stderr)
+            n_cold = args.pings if eng.name != "dockerd" else 3
+            if eng.name == "podman":
+                n_cold = min(args.pings, 20)
+            rows[keys[0]][eng.name] = med(eng.cold_ping(n_cold))
+            sock = eng.start()
+            try:
+                rows[keys[1]][eng.name] = med(timed(lambda s=sock: ok(s, "/_ping"), args.pings))
+                populate(sock, tar, args.images)
+                rows[keys[2]][eng.name] = med(timed(lambda s=sock: ok(s, "/images/json"), args.repeat))
+                rows[keys[3]][eng.name] = med(timed(lambda s=sock: docker_images(s), args.repeat))
+            finally:
+                eng.stop()
+    finally:
+        for eng in engines:
+            try:
+                eng.stop()
+            except Exception as e:  # noqa: BLE001 - report and go on cleaning up
+                print(f"bench: stopping {eng.name}: {e}", file=sys.stderr)
+        subprocess.run(["rm", "-rf", str(root)], check=False)
+
+    names = [e.name for e in engines]
+    others = [n for n in names if n != "berth"]
+    header = ["figure (median)"] + names + [f"{o}/berth" for o in others]
+    table = [header]
+    for key, vals in rows.items():
+        line = [key] + [f"{vals[n]:.2f}" if vals.get(n) is not None else "-" for n in names]
+        for o in others:
+            b, v = vals.get("berth"), vals.get(o)
+            line.append(f"{v / b:.1f}x" if b and v else "-")
+        table.append(line)
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for i, r in enumerate(table):
+        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    if "dockerd" in names:
+        print("\ndockerd is resident: its cold figure is dockerd start to first /_ping (3 runs).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
