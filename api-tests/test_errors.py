@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import EXTERNAL
 from helpers import docker_archive, make_image, simple_layer, tar_bytes
 
 DEEP = "../" * 24  # enough `..` to climb from any data root to /
@@ -51,6 +52,14 @@ def test_api_tag_bad_name(engine, busybox, query, message):
 # --------------------------------------------------------------------------- JSON bodies
 
 
+NOT_YET = pytest.mark.xfail(
+    condition=EXTERNAL is None,
+    strict=True,
+    reason="containers, networks and volumes (the JSON-body endpoints) come with later issues",
+)
+
+
+@NOT_YET
 @pytest.mark.parametrize("path", ["/containers/create", "/networks/create", "/volumes/create"])
 def test_malformed_json_body(engine, path):
     r = engine.api("POST", path, body=b'{bad json', headers={"Content-Type": "application/json"})
@@ -63,6 +72,7 @@ def test_malformed_json_body(engine, path):
         assert msg == "invalid JSON: invalid character 'b' looking for beginning of object key string"
 
 
+@NOT_YET
 def test_json_body_wrong_content_type(engine):
     r = engine.api("POST", "/containers/create", body=b"{}", headers={"Content-Type": "text/plain"})
     assert r.status == 400

@@ -42,6 +42,8 @@ while read -r applet; do
     # relative link to /bin/busybox from the applet's directory
     if [ "$dir" = bin ]; then
         target=busybox
+    elif [ "$dir" = . ]; then
+        target=bin/busybox
     else
         target="$(echo "$dir" | sed -e 's|[^/][^/]*|..|g')/bin/busybox"
     fi

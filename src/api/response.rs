@@ -42,7 +42,7 @@ impl ApiError {
         if self.status == StatusCode::NOT_MODIFIED {
             return empty(StatusCode::NOT_MODIFIED);
         }
-        if self.status.is_server_error() {
+        if self.status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::warn!(status = %self.status, message = %self.message, "request failed");
         }
         json(self.status, &serde_json::json!({"message": self.message}))

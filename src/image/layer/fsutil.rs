@@ -82,11 +82,12 @@ fn not_dir(canon: &[Vec<u8>], c: &[u8]) -> io::Error {
 /// fd already inside the root) so that we learn the canonical path, which the split file and the
 /// duplicate-entry bookkeeping need.
 pub(crate) fn resolve_dir(root: BorrowedFd<'_>, comps: &[&[u8]], create: bool) -> io::Result<Dir> {
-    let mut todo: VecDeque<Vec<u8>> = comps.iter().map(|c| c.to_vec()).collect();
+    // Each pending component, and whether it came from a symlink's target.
+    let mut todo: VecDeque<(Vec<u8>, bool)> = comps.iter().map(|c| (c.to_vec(), false)).collect();
     let mut canon: Vec<Vec<u8>> = Vec::new();
     let mut cur = open_beneath(root, b"", DIR_FLAGS)?;
     let mut links = 0;
-    while let Some(c) = todo.pop_front() {
+    while let Some((c, from_link)) = todo.pop_front() {
         match c.as_slice() {
             b"" | b"." => continue,
             b".." => {
@@ -97,6 +98,8 @@ pub(crate) fn resolve_dir(root: BorrowedFd<'_>, comps: &[&[u8]], create: bool) -
             _ => {}
         }
         let opened = match openat(&cur, c.as_slice(), DIR_FLAGS, Mode::empty()) {
+            // Like Docker's MkdirAll, never create what a dangling symlink points at.
+            Err(Errno::ENOENT) if from_link => return Err(dangling(&canon, &c)),
             Err(Errno::ENOENT) if create => {
                 match mkdirat(&cur, c.as_slice(), Mode::from_bits_truncate(0o755)) {
                     Ok(()) => {
@@ -132,7 +135,7 @@ pub(crate) fn resolve_dir(root: BorrowedFd<'_>, comps: &[&[u8]], create: bool) -
                     cur = open_beneath(root, b"", DIR_FLAGS)?;
                 }
                 for t in target.split(|b| *b == b'/').rev() {
-                    todo.push_front(t.to_vec());
+                    todo.push_front((t.to_vec(), true));
                 }
             }
             Err(e) => return Err(e.into()),
@@ -142,6 +145,21 @@ pub(crate) fn resolve_dir(root: BorrowedFd<'_>, comps: &[&[u8]], create: bool) -
         fd: cur,
         canon: canon.join(&b'/'),
     })
+}
+
+fn dangling(canon: &[Vec<u8>], c: &[u8]) -> io::Error {
+    let mut p = canon.join(&b'/');
+    if !p.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(c);
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!(
+            "symlink leads to {}, which does not exist",
+            String::from_utf8_lossy(&p)
+        ),
+    )
 }
 
 /// Opens an existing child directory of `parent` without following a symlink.
