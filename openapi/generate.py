@@ -4,7 +4,7 @@
 Inputs:
   * the route table, src/api/routes.rs (every `r("METHOD", "/path", H::Handler)` line);
   * Docker's own Swagger 2.0 description of API v1.50 (moby api/docs/v1.50.yaml), by default
-    ../shared/reference/docker-engine-api-v1.50.yaml (beside the repository; (override with --reference or the
+    ../shared/reference/docker-engine-api-v1.50.yaml (beside the repository; override with --reference or the
     BERTH_DOCKER_API_SPEC environment variable).
 
 Usage:
