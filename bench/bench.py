@@ -95,6 +95,15 @@ def kill_group(p: subprocess.Popen):
         p.wait()
 
 
+def unmount_under(path: Path):
+    """Unmount everything mounted at or below `path`, deepest first (engines leave mounts)."""
+    prefix = str(path.resolve())
+    with open("/proc/mounts", encoding="utf-8") as f:
+        points = [line.split()[1] for line in f]
+    for m in sorted((m for m in points if m == prefix or m.startswith(prefix + "/")), reverse=True):
+        subprocess.run(["umount", "-l", m], capture_output=True, check=False)
+
+
 def populate(sock: str, tar: Path, n: int):
     st, raw = http(sock, "POST", "/images/create?fromSrc=-&repo=benchbox&tag=latest",
                    tar.read_bytes(), {"Content-Type": "application/x-tar"}, timeout=300)
@@ -198,7 +207,7 @@ class Dockerd:
         subprocess.run(["iptables-restore"], input=kept, text=True, check=False)
         subprocess.run(["iptables", "-P", "FORWARD", self.forward_policy], check=False)
         subprocess.run(["ip", "link", "del", "docker0"], capture_output=True, check=False)
-        subprocess.run(["umount", "-R", str(self.work / "root")], capture_output=True, check=False)
+        unmount_under(self.work)
 
 
 class Podman:
@@ -207,6 +216,7 @@ class Podman:
     def __init__(self, work: Path):
         self.work = work
         self.procs = []
+        work.mkdir(parents=True, exist_ok=True)
         (work / "containers.conf").write_text(
             '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
             '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n'
@@ -250,7 +260,7 @@ class Podman:
     def stop(self):
         for p in self.procs:
             kill_group(p)
-        subprocess.run(["umount", "-R", str(self.work / "root")], capture_output=True, check=False)
+        unmount_under(self.work)
 
 
 # --------------------------------------------------------------------------- main
