@@ -12,8 +12,9 @@ pub mod images;
 pub mod layers;
 pub mod system;
 
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use error::{EngineError, ErrorKind, Result};
 
@@ -30,32 +31,79 @@ pub struct EngineConfig {
 
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<EngineConfig>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: EngineConfig,
+    /// Open connections to reuse: opening one costs more than most requests. Each transaction
+    /// still reads the database afresh, so nothing here is state.
+    idle: Mutex<Vec<Store>>,
+}
+
+/// A store connection borrowed from the engine; it goes back to the pool when dropped.
+pub struct PooledStore {
+    store: Option<Store>,
+    engine: Engine,
+}
+
+impl Deref for PooledStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        self.store.as_ref().expect("present until drop")
+    }
+}
+
+impl DerefMut for PooledStore {
+    fn deref_mut(&mut self) -> &mut Store {
+        self.store.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for PooledStore {
+    fn drop(&mut self) {
+        if let (Some(store), Ok(mut idle)) = (self.store.take(), self.engine.inner.idle.lock())
+            && idle.len() < 8
+        {
+            idle.push(store);
+        }
+    }
 }
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Engine {
         Engine {
-            inner: Arc::new(config),
+            inner: Arc::new(Inner {
+                config,
+                idle: Mutex::new(Vec::new()),
+            }),
         }
     }
 
     pub fn paths(&self) -> &Paths {
-        &self.inner.paths
+        &self.inner.config.paths
     }
 
     pub fn config(&self) -> &EngineConfig {
-        &self.inner
+        &self.inner.config
     }
 
-    /// A fresh connection to the store; cheap, and safe to use from one blocking thread.
-    pub fn store(&self) -> Result<Store> {
-        Ok(Store::open(&self.inner.paths.db())?)
+    /// A connection to the store for one blocking thread: reused if one is idle, else opened.
+    pub fn store(&self) -> Result<PooledStore> {
+        let reused = self.inner.idle.lock().ok().and_then(|mut v| v.pop());
+        let store = match reused {
+            Some(s) => s,
+            None => Store::open(&self.inner.config.paths.db())?,
+        };
+        Ok(PooledStore {
+            store: Some(store),
+            engine: self.clone(),
+        })
     }
 
     /// A new scratch folder on the data root's filesystem, removed when the guard drops.
     pub fn scratch(&self, what: &str) -> Result<Scratch> {
-        let base = self.inner.paths.tmp();
+        let base = self.paths().tmp();
         std::fs::create_dir_all(&base)?;
         let dir = base.join(format!("{what}-{}", &crate::util::random_id()[..16]));
         std::fs::create_dir(&dir)?;

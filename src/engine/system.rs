@@ -63,19 +63,69 @@ pub fn cgroup_version() -> &'static str {
     }
 }
 
-/// The runtime's version line and commit, as `runc --version` prints them.
-fn runtime_version(runtime: &str) -> (String, String) {
-    let out = Command::new(runtime).arg("--version").output();
+/// Find a binary the way a shell would: a path as is, else the first match on `PATH`.
+fn which(bin: &str) -> Option<std::path::PathBuf> {
+    if bin.contains('/') {
+        return Some(bin.into());
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(bin))
+        .find(|p| p.is_file())
+}
+
+/// The runtime's version and commit, as `<runtime> --version` prints them. Running it costs
+/// milliseconds, so the answer is kept in the run root, keyed by the binary's identity.
+fn runtime_version(engine: &Engine) -> (String, String) {
+    use std::os::unix::fs::MetadataExt;
+    let runtime = &engine.config().runtime;
+    let Some(path) = which(runtime) else {
+        return (String::new(), String::new());
+    };
+    let key = match std::fs::metadata(&path) {
+        Ok(m) => format!(
+            "{}:{}:{}:{}",
+            path.display(),
+            m.ino(),
+            m.size(),
+            m.mtime_nsec() + m.mtime() * 1_000_000_000
+        ),
+        Err(_) => return (String::new(), String::new()),
+    };
+    let cache = engine.config().paths.run_root.join("runtime-version");
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        let mut lines = text.lines();
+        if lines.next() == Some(key.as_str()) {
+            let v = lines.next().unwrap_or("").to_string();
+            let c = lines.next().unwrap_or("").to_string();
+            return (v, c);
+        }
+    }
+    let (v, c) = ask_runtime_version(&path, runtime);
+    if !v.is_empty() && std::fs::create_dir_all(&engine.config().paths.run_root).is_ok() {
+        let tmp = cache.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, format!("{key}\n{v}\n{c}\n")).is_ok() {
+            let _ = std::fs::rename(&tmp, &cache);
+        }
+    }
+    (v, c)
+}
+
+fn ask_runtime_version(path: &std::path::Path, runtime: &str) -> (String, String) {
+    let out = Command::new(path).arg("--version").output();
     let text = match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
         _ => return (String::new(), String::new()),
     };
+    let name = std::path::Path::new(runtime)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut version = String::new();
     let mut commit = String::new();
     for line in text.lines() {
-        if let Some(v) = line.strip_prefix(&format!("{runtime} version ")) {
-            version = v.trim().to_string();
-        } else if let Some(v) = line.strip_prefix("runc version ") {
+        if let Some(v) = line.strip_prefix(&format!("{name} version ")) {
             version = v.trim().to_string();
         } else if let Some(v) = line.strip_prefix("commit: ") {
             commit = v.trim().to_string();
@@ -88,7 +138,7 @@ fn runtime_version(runtime: &str) -> (String, String) {
 pub fn version(engine: &Engine) -> Value {
     let kernel = kernel_version();
     let runtime = &engine.config().runtime;
-    let (rv, rc) = runtime_version(runtime);
+    let (rv, rc) = runtime_version(engine);
     let details = json!({
         "ApiVersion": API_VERSION,
         "Arch": arch(),
@@ -121,9 +171,8 @@ pub fn version(engine: &Engine) -> Value {
 /// `GET /info`.
 pub fn info(engine: &Engine) -> Result<Value> {
     let mut st = engine.store()?;
-    let (images, id) = st.write(|tx| {
-        Ok::<_, super::EngineError>((rows::count_images(tx)?, store::engine_id(tx)?))
-    })?;
+    let (images, id) = st
+        .read(|tx| Ok::<_, super::EngineError>((rows::count_images(tx)?, store::engine_id(tx)?)))?;
     let (os, os_version) = os_release();
     let runtime = engine.config().runtime.clone();
     let cgv = cgroup_version();
@@ -131,7 +180,7 @@ pub fn info(engine: &Engine) -> Result<Value> {
     let ncpu = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let (rv, rc) = runtime_version(&runtime);
+    let (rv, rc) = runtime_version(engine);
     Ok(json!({
         "ID": id,
         "Containers": 0,

@@ -56,6 +56,11 @@ const MIGRATIONS: &[&str] = &[
         attributes TEXT NOT NULL         -- JSON object
     );
     CREATE INDEX events_time ON events(time_nano);
+    -- The installation's ID for /info, made once here so that reading it never needs a write.
+    INSERT INTO meta (key, value)
+        SELECT 'engine_id', lower(substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-' ||
+               substr(h, 13, 4) || '-' || substr(h, 17, 4) || '-' || substr(h, 21, 12))
+        FROM (SELECT hex(randomblob(16)) AS h);
     "#,
 ];
 
