@@ -287,9 +287,43 @@ class Engine:
             raise RuntimeError(f"systemd-socket-activate exited with {self.proc.returncode}\n{self.log_tail()}")
         return self
 
+    def reap_containers(self) -> list[str]:
+        """Remove this engine's containers, then make sure no monitor or runtime state is left."""
+        problems = []
+        if self.run_root is None:
+            return problems
+        if self.proc is not None and self.proc.poll() is None:
+            rc, out, _ = self.docker("ps", "-aq", check=False, timeout=30)
+            ids = out.split() if rc == 0 else []
+            if ids:
+                self.docker("rm", "-f", *ids, check=False, timeout=120)
+        run = str(self.run_root)
+
+        def monitors_left():
+            return [pid for pid in _pids_with("berth-monitor") if run in _cmdline(pid)]
+
+        wait_until(lambda: not monitors_left(), 10)
+        monitors = monitors_left()
+        if monitors:
+            problems.append(f"container monitors left behind: {monitors}")
+            for pid in monitors:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        runc_root = self.run_root / "runc"
+        if runc_root.exists():
+            listed = subprocess.run(["runc", "--root", str(runc_root), "list", "-q"],
+                                    capture_output=True, text=True, check=False)
+            for cid in listed.stdout.split():
+                problems.append(f"runtime container left behind: {cid}")
+                subprocess.run(["runc", "--root", str(runc_root), "delete", "--force", cid],
+                               capture_output=True, check=False)
+        return problems
+
     def stop(self) -> list[str]:
         """Stop everything we started; return a list of problems found (empty = clean)."""
-        problems = []
+        problems = self.reap_containers() if not self.external else []
         if self.proc is not None:
             pgid = self.proc.pid
             for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
@@ -327,6 +361,18 @@ class Engine:
         if self._own_config:
             shutil.rmtree(self.docker_config, ignore_errors=True)
         return problems
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _pids_with(word: str) -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and word in _cmdline(int(p))]
 
 
 def _group_alive(pgid: int) -> bool:

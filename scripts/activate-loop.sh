@@ -21,9 +21,8 @@ while :; do
     sh -c 'export LISTEN_PID=$$ LISTEN_FDS=1; unset LISTEN_FDNAMES; exec systemd-socket-activate "$@"' \
         activate-loop "$@"
     rc=$?
-    if [ "$rc" -ge 128 ]; then
-        exit 0      # killed by a signal: we are being stopped
-    fi
+    # A service killed by a signal is started again at the next connection, as systemd does;
+    # stopping the loop itself is a TERM to it (the trap above).
     if [ "$rc" -ne 0 ]; then
         echo "activate-loop.sh: service exited with status $rc" >&2
         sleep 0.2   # rate-limit a crashing service (systemd's StartLimit does this)

@@ -43,6 +43,30 @@ impl Paths {
         self.data_root.join("tmp")
     }
 
+    /// `containers/<id>/`: the bundle (config.json), the overlay upper and work dirs, the log,
+    /// and the hostname, hosts and resolv.conf files.
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.data_root.join("containers").join(id)
+    }
+
+    /// The monitor's folder on tmpfs: sockets, pid and state files. Named by the ID's first 16
+    /// hex digits (64 bits) so that socket paths stay within `sun_path`'s 108 bytes.
+    pub fn container_run_dir(&self, id: &str) -> PathBuf {
+        self.run_root
+            .join("containers")
+            .join(&id[..id.len().min(16)])
+    }
+
+    /// The OCI runtime's state root (`runc --root`), apart from other users of runc.
+    pub fn runtime_root(&self) -> PathBuf {
+        self.run_root.join("runc")
+    }
+
+    /// Lock files for multi-step operations on one object.
+    pub fn locks(&self) -> PathBuf {
+        self.run_root.join("locks")
+    }
+
     pub fn data_root(&self) -> &Path {
         &self.data_root
     }

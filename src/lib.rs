@@ -8,6 +8,8 @@ pub mod api;
 pub mod config;
 pub mod engine;
 pub mod image;
+pub mod monitor;
+pub mod runtime;
 pub mod serve;
 pub mod store;
 pub mod util;

@@ -50,6 +50,23 @@ enum Command {
         #[command(flatten)]
         roots: Roots,
     },
+    /// Chores other berth processes ask for; not for people.
+    #[command(hide = true)]
+    Internal {
+        #[command(subcommand)]
+        what: Internal,
+    },
+}
+
+#[derive(Subcommand)]
+enum Internal {
+    /// A container's monitor reports an exit (`died`) or an automatic restart (`restarted`).
+    ContainerEvent {
+        #[command(flatten)]
+        roots: Roots,
+        id: String,
+        event: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,10 +91,7 @@ fn main() -> anyhow::Result<()> {
                     "no socket: run under systemd socket activation (LISTEN_FDS) or pass --host unix:///path"
                 ),
             };
-            let engine = Engine::new(EngineConfig {
-                paths: Paths::new(roots.data_root, roots.run_root),
-                runtime: roots.runtime,
-            });
+            let engine = engine_for(roots);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -91,7 +105,23 @@ fn main() -> anyhow::Result<()> {
             ))?;
             Ok(())
         }
+        Command::Internal {
+            what: Internal::ContainerEvent { roots, id, event },
+        } => {
+            init_logging("warn");
+            let engine = engine_for(roots);
+            berth::engine::containers::exited::monitor_event(&engine, &id, &event)
+                .map_err(|e| anyhow::anyhow!(e.message))
+                .with_context(|| format!("container {id}: {event}"))
+        }
     }
+}
+
+fn engine_for(roots: Roots) -> Engine {
+    Engine::new(EngineConfig {
+        paths: Paths::new(roots.data_root, roots.run_root),
+        runtime: roots.runtime,
+    })
 }
 
 fn init_logging(level: &str) {

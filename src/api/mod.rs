@@ -1,8 +1,11 @@
 //! HTTP only: version prefixes, routing, Docker's headers and error shapes. The work itself is in
 //! `engine`; handlers decode the request, call the engine off the async thread and encode.
 
+pub mod attach;
+pub mod containers;
 pub mod events;
 pub mod images;
+pub mod json_body;
 pub mod params;
 pub mod response;
 pub mod routes;
@@ -132,6 +135,20 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> ApiResult {
             "berth cannot log in to registries yet: registry support comes in a later release",
         )),
         H::Events => events::stream(&ctx, &q).await,
+        H::ContainerCreate => containers::create(&ctx, &q, req).await,
+        H::ContainerList => containers::list(&ctx, &q).await,
+        H::ContainerInspect => containers::inspect(&ctx, param).await,
+        H::ContainerDelete => containers::delete(&ctx, param, &q).await,
+        H::ContainerRename => containers::rename(&ctx, param, &q).await,
+        H::ContainerPrune => containers::prune(&ctx, &q).await,
+        H::ContainerKill => containers::kill(&ctx, param, &q).await,
+        H::ContainerStop => containers::stop(&ctx, param, &q).await,
+        H::ContainerWait => containers::wait(&ctx, param, &q).await,
+        H::ContainerLogs => containers::logs(&ctx, param, &q).await,
+        H::ContainerStart => containers::start(&ctx, param).await,
+        H::ContainerRestart => containers::restart(&ctx, param, &q).await,
+        H::ContainerAttach => attach::attach(&ctx, param, &q, req).await,
+        H::ContainerResize => attach::resize(&ctx, param, &q).await,
         H::ImageList => images::list(&ctx, &q).await,
         H::ImageCreate => images::create(&ctx, &q, req).await,
         H::ImageLoad => images::load(&ctx, &q, req).await,

@@ -437,10 +437,28 @@ fn delete_conflict(tx: &Transaction, id: &str, soft: bool) -> Result<Option<Engi
             short_id(id)
         ))));
     }
+    let users = crate::store::containers::using_image(tx, id)?;
+    let is_running = |c: &&crate::store::containers::ContainerRow| {
+        super::containers::state::State::parse(&c.state).is_running()
+    };
+    if let Some(c) = users.iter().find(is_running) {
+        return Ok(Some(EngineError::conflict(format!(
+            "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+            short_id(id),
+            short_id(&c.id)
+        ))));
+    }
     if soft && !rows::refs_of(tx, id)?.is_empty() {
         return Ok(Some(EngineError::conflict(format!(
             "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
             short_id(id)
+        ))));
+    }
+    if soft && let Some(c) = users.first() {
+        return Ok(Some(EngineError::conflict(format!(
+            "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
+            short_id(id),
+            short_id(&c.id)
         ))));
     }
     Ok(None)
@@ -480,6 +498,19 @@ pub fn remove(engine: &Engine, name: &str, force: bool, prune: bool) -> Result<V
         let mut removed_repo_ref = false;
         if !is_id_prefix(&img.id, name) {
             let r = reference::parse_normalized(name)?.with_default_tag();
+            // The last name of an image a container uses: removing it would leave the image
+            // dangling, so Docker wants force.
+            if !force
+                && refs.len() == 1
+                && let Some(c) = crate::store::containers::using_image(tx, &img.id)?.first()
+            {
+                return Err(EngineError::conflict(format!(
+                    "conflict: unable to remove repository reference \"{}\" (must force) - container {} is using its referenced image {}",
+                    r.full(),
+                    short_id(&c.id),
+                    short_id(&img.id)
+                )));
+            }
             rows::delete_ref(tx, &r.full())?;
             records.push(json!({"Untagged": r.familiar()}));
             events::image_event(tx, "untag", &img.id, &img.id)?;
@@ -558,6 +589,18 @@ fn delete_helper(
     Ok(())
 }
 
+/// The `label` and `label!` filters of the prune endpoints: every `label` must match and no
+/// `label!` may.
+pub fn prune_labels_match(filters: &Filters, labels: &BTreeMap<String, String>) -> bool {
+    if filters.contains("label") && !filters.match_kv("label", labels) {
+        return false;
+    }
+    !filters.values("label!").iter().any(|f| {
+        let (k, v) = f.split_once('=').unwrap_or((f, ""));
+        labels.get(k).is_some_and(|x| v.is_empty() || x == v)
+    })
+}
+
 /// `POST /images/prune`.
 pub fn prune(engine: &Engine, filters: &Filters) -> Result<Value> {
     filters
@@ -600,15 +643,7 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<Value> {
                 continue;
             }
             let labels = parse_config(img)?.labels();
-            if filters.contains("label") && !filters.match_kv("label", &labels) {
-                continue;
-            }
-            if filters.contains("label!")
-                && filters.values("label!").iter().any(|f| {
-                    let (k, v) = f.split_once('=').unwrap_or((f, ""));
-                    labels.get(k).is_some_and(|x| v.is_empty() || x == v)
-                })
-            {
+            if !prune_labels_match(filters, &labels) {
                 continue;
             }
             let has_tag = refs.iter().any(|r| !r.is_digest);

@@ -3,6 +3,7 @@
 //! Every call opens the store, does its work in transactions and returns; nothing is cached
 //! between calls, because other processes change the store at any time.
 
+pub mod containers;
 pub mod error;
 pub mod events;
 pub mod image_archive;

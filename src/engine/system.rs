@@ -171,8 +171,26 @@ pub fn version(engine: &Engine) -> Value {
 /// `GET /info`.
 pub fn info(engine: &Engine) -> Result<Value> {
     let mut st = engine.store()?;
-    let (images, id) = st
-        .read(|tx| Ok::<_, super::EngineError>((rows::count_images(tx)?, store::engine_id(tx)?)))?;
+    let (images, id, containers) = st.read(|tx| {
+        Ok::<_, super::EngineError>((
+            rows::count_images(tx)?,
+            store::engine_id(tx)?,
+            store::containers::list(tx)?,
+        ))
+    })?;
+    let (mut running, mut paused, mut stopped) = (0, 0, 0);
+    for c in &containers {
+        let s = super::containers::state::current(
+            engine.paths(),
+            &c.id,
+            &super::containers::state::State::parse(&c.state),
+        );
+        match s.status.as_str() {
+            "running" if s.paused => paused += 1,
+            "running" | "restarting" => running += 1,
+            _ => stopped += 1,
+        }
+    }
     let (os, os_version) = os_release();
     let runtime = engine.config().runtime.clone();
     let cgv = cgroup_version();
@@ -183,10 +201,10 @@ pub fn info(engine: &Engine) -> Result<Value> {
     let (rv, rc) = runtime_version(engine);
     Ok(json!({
         "ID": id,
-        "Containers": 0,
-        "ContainersRunning": 0,
-        "ContainersPaused": 0,
-        "ContainersStopped": 0,
+        "Containers": containers.len(),
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": stopped,
         "Images": images,
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", backing_fs(paths.data_root())], ["Supports d_type", "true"], ["Using metacopy", "false"], ["Native Overlay Diff", "true"], ["userxattr", "false"]],

@@ -184,6 +184,7 @@ pub fn unused_leaf_layers(tx: &Transaction) -> Result<Vec<LayerRow>> {
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {LAYER_COLS} FROM layers l
          WHERE NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.chain_id = l.chain_id)
+           AND NOT EXISTS (SELECT 1 FROM container_layers cl WHERE cl.chain_id = l.chain_id)
            AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent = l.chain_id)"
     ))?;
     let rows = stmt.query_map([], layer_row)?;

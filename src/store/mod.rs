@@ -4,6 +4,7 @@
 //! consistency between processes. Writes run in `BEGIN IMMEDIATE` so that two processes never
 //! both read and then fail to upgrade to a write lock; uniqueness is a constraint, not a check.
 
+pub mod containers;
 pub mod events;
 pub mod images;
 mod schema;

@@ -62,6 +62,28 @@ const MIGRATIONS: &[&str] = &[
                substr(h, 13, 4) || '-' || substr(h, 17, 4) || '-' || substr(h, 21, 12))
         FROM (SELECT hex(randomblob(16)) AS h);
     "#,
+    // 2: containers. Config and HostConfig are kept as the JSON the API shows; the last known
+    // state is JSON too (the monitor's files in the run root are fresher while it runs).
+    r#"
+    CREATE TABLE containers (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,   -- without the leading '/'
+        image       TEXT NOT NULL,          -- Config.Image as given
+        image_id    TEXT NOT NULL,
+        created     INTEGER NOT NULL,       -- Unix nanoseconds
+        config      TEXT NOT NULL,
+        host_config TEXT NOT NULL,
+        state       TEXT NOT NULL
+    );
+    -- The image layers under a container's root, so they outlive a forced image removal.
+    CREATE TABLE container_layers (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        idx          INTEGER NOT NULL,
+        chain_id     TEXT NOT NULL REFERENCES layers(chain_id),
+        PRIMARY KEY (container_id, idx)
+    );
+    CREATE INDEX container_layers_chain ON container_layers(chain_id);
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1,0 +1,56 @@
+//! The monitor's callbacks (`berth internal container-event <id> died|restarted`): bring the
+//! store up to date, log the events, and clean up after a container that will not run again.
+
+use serde_json::{Map, Value, json};
+
+use crate::store::containers as rows;
+
+use super::super::{Engine, EngineError, ErrorKind, Result};
+use super::inspect::container_event;
+use super::state::{State, current};
+use super::{object, rootfs};
+
+/// The monitor's callback after an exit (`died`) or an automatic restart (`restarted`).
+pub fn monitor_event(engine: &Engine, id: &str, what: &str) -> Result<()> {
+    let Some(row) = engine
+        .store()?
+        .read(|tx| Ok::<_, EngineError>(rows::get(tx, id)?))?
+    else {
+        return Ok(());
+    };
+    let stored = State::parse(&row.state);
+    let s = current(engine.paths(), id, &stored);
+    engine
+        .store()?
+        .write(|tx| Ok::<_, EngineError>(rows::set_state(tx, &row.id, &s.to_text())?))?;
+    let hc = object(&row.host_config);
+    match what {
+        "died" => {
+            let mut extra = Map::new();
+            extra.insert("exitCode".into(), json!(s.exit_code.to_string()));
+            engine
+                .store()?
+                .write(|tx| container_event(tx, "die", &row, extra))?;
+            if s.status == "exited" {
+                if hc.get("AutoRemove").and_then(Value::as_bool) == Some(true) {
+                    // Someone may have removed it already (docker rm -f races the exit).
+                    return match super::remove::remove(engine, id, true) {
+                        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+                        other => other,
+                    };
+                }
+                rootfs::teardown(engine, id)?;
+            }
+            Ok(())
+        }
+        "restarted" => {
+            engine
+                .store()?
+                .write(|tx| container_event(tx, "start", &row, Map::new()))?;
+            Ok(())
+        }
+        other => Err(EngineError::invalid(format!(
+            "unknown container event {other:?}"
+        ))),
+    }
+}

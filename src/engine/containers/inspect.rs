@@ -1,0 +1,473 @@
+//! How containers look from outside: `GET /containers/{id}/json`, `GET /containers/json` with
+//! its filters and status texts, and the attributes of container events.
+
+use std::collections::BTreeMap;
+
+use rusqlite::Transaction;
+use serde_json::{Map, Value, json};
+
+use crate::api::params::Filters;
+use crate::store::containers::{self as rows, ContainerRow};
+use crate::store::images as image_rows;
+use crate::util::digest_hex;
+use crate::util::time::{now_nanos, parse_query_time, rfc3339_nano};
+
+use super::super::{Engine, EngineError, Result};
+use super::state::{State, current};
+use super::{object, resolve};
+
+/// Path and Args as Docker splits the command (entrypoint + cmd).
+pub fn path_and_args(config: &Map<String, Value>) -> (String, Vec<String>) {
+    let strings = |k: &str| -> Vec<String> {
+        config
+            .get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut all = strings("Entrypoint");
+    all.extend(strings("Cmd"));
+    if all.is_empty() {
+        return (String::new(), Vec::new());
+    }
+    let path = all.remove(0);
+    (path, all)
+}
+
+/// go-units `HumanDuration`.
+pub fn human_duration(nanos: i64) -> String {
+    let secs = nanos / 1_000_000_000;
+    let mins = secs / 60;
+    let hours = ((nanos as f64) / 3.6e12 + 0.5) as i64;
+    if secs < 1 {
+        "Less than a second".into()
+    } else if secs == 1 {
+        "1 second".into()
+    } else if secs < 60 {
+        format!("{secs} seconds")
+    } else if mins == 1 {
+        "About a minute".into()
+    } else if mins < 60 {
+        format!("{mins} minutes")
+    } else if hours == 1 {
+        "About an hour".into()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", nanos / 3_600_000_000_000 / 24 / 365)
+    }
+}
+
+/// The `Status` column of `docker ps` (moby `State.String`).
+pub fn status_text(s: &State, now: i64) -> String {
+    match s.status.as_str() {
+        "running" if s.paused => format!("Up {} (Paused)", human_duration(now - s.started_at)),
+        "running" => format!("Up {}", human_duration(now - s.started_at)),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            s.exit_code,
+            human_duration(now - s.finished_at)
+        ),
+        "removing" => "Removal In Progress".into(),
+        "dead" => "Dead".into(),
+        "created" => "Created".into(),
+        _ if s.started_at == 0 => "Created".into(),
+        _ if s.finished_at == 0 => String::new(),
+        _ => format!(
+            "Exited ({}) {} ago",
+            s.exit_code,
+            human_duration(now - s.finished_at)
+        ),
+    }
+}
+
+fn labels(config: &Map<String, Value>) -> BTreeMap<String, String> {
+    crate::image::config::labels_of(config)
+}
+
+/// A container event with moby's attributes: image, name, labels, plus `extra`.
+pub fn container_event(
+    tx: &Transaction,
+    action: &str,
+    row: &ContainerRow,
+    extra: Map<String, Value>,
+) -> Result<()> {
+    let config = object(&row.config);
+    let mut attrs = Map::new();
+    for (k, v) in labels(&config) {
+        attrs.insert(k, json!(v));
+    }
+    attrs.insert("image".into(), json!(row.image));
+    attrs.insert("name".into(), json!(row.name));
+    for (k, v) in extra {
+        attrs.insert(k, v);
+    }
+    crate::store::events::append(tx, now_nanos(), "container", action, &row.id, &attrs)?;
+    Ok(())
+}
+
+fn networks_json(mode: &str) -> Value {
+    let mut m = Map::new();
+    if mode != "none" && !mode.starts_with("container:") {
+        m.insert(
+            mode.to_string(),
+            json!({
+                "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
+                "DriverOpts": null, "GwPriority": 0, "NetworkID": "", "EndpointID": "",
+                "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null,
+            }),
+        );
+    }
+    Value::Object(m)
+}
+
+fn network_mode(hc: &Map<String, Value>) -> String {
+    hc.get("NetworkMode")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .unwrap_or("bridge")
+        .to_string()
+}
+
+/// HostConfig with the defaults Docker shows for fields the client left out.
+fn host_config_json(hc: &Map<String, Value>) -> Value {
+    let mut out = hc.clone();
+    let defaults = [
+        ("NetworkMode", json!("bridge")),
+        ("LogConfig", json!({"Type": "json-file", "Config": {}})),
+        (
+            "RestartPolicy",
+            json!({"Name": "no", "MaximumRetryCount": 0}),
+        ),
+        ("AutoRemove", json!(false)),
+        ("Privileged", json!(false)),
+        ("PublishAllPorts", json!(false)),
+        ("ReadonlyRootfs", json!(false)),
+        ("Binds", Value::Null),
+        ("PortBindings", json!({})),
+        ("ShmSize", json!(67_108_864)),
+        ("Runtime", json!("runc")),
+        ("IpcMode", json!("private")),
+        ("CgroupnsMode", json!("host")),
+        ("ConsoleSize", json!([0, 0])),
+        ("Isolation", json!("")),
+    ];
+    for (k, v) in defaults {
+        let missing = out.get(k).is_none_or(|x| {
+            x.is_null() || x.as_str() == Some("") || (k == "ShmSize" && x.as_i64() == Some(0))
+        });
+        if missing {
+            out.insert(k.into(), v);
+        }
+    }
+    Value::Object(out)
+}
+
+/// `GET /containers/{id}/json`.
+pub fn inspect(engine: &Engine, name: &str) -> Result<Value> {
+    let paths = engine.paths().clone();
+    let mut store = engine.store()?;
+    let (row, layers) = store.read(|tx| {
+        let row = resolve(tx, name)?;
+        let layers = image_rows::image_layers(tx, &row.image_id)?;
+        Ok::<_, EngineError>((row, layers))
+    })?;
+    let stored = State::parse(&row.state);
+    let state = current(&paths, &row.id, &stored);
+    let config = object(&row.config);
+    let hc = object(&row.host_config);
+    let (path, args) = path_and_args(&config);
+    let dir = paths.container_dir(&row.id);
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|l| {
+            paths
+                .layer_dir(digest_hex(&l.chain_id))
+                .join("diff")
+                .display()
+                .to_string()
+        })
+        .collect();
+    let log_type = hc
+        .get("LogConfig")
+        .and_then(|l| l.get("Type"))
+        .and_then(Value::as_str)
+        .unwrap_or("json-file");
+    let log_path = if log_type == "none" {
+        String::new()
+    } else {
+        dir.join(format!("{}-json.log", row.id))
+            .display()
+            .to_string()
+    };
+    let mode = network_mode(&hc);
+    let started = state.started_at != 0;
+    let file = |n: &str| {
+        if started {
+            dir.join(n).display().to_string()
+        } else {
+            String::new()
+        }
+    };
+    Ok(json!({
+        "Id": row.id,
+        "Created": rfc3339_nano(row.created),
+        "Path": path,
+        "Args": args,
+        "State": state.inspect_json(),
+        "Image": row.image_id,
+        "ResolvConfPath": file("resolv.conf"),
+        "HostnamePath": file("hostname"),
+        "HostsPath": file("hosts"),
+        "LogPath": log_path,
+        "Name": format!("/{}", row.name),
+        "RestartCount": state.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": null,
+        "HostConfig": host_config_json(&hc),
+        "GraphDriver": {
+            "Data": {
+                "LowerDir": lower.join(":"),
+                "MergedDir": dir.join("merged").display().to_string(),
+                "UpperDir": dir.join("diff").display().to_string(),
+                "WorkDir": dir.join("work").display().to_string(),
+            },
+            "Name": "overlay2",
+        },
+        "Mounts": [],
+        "Config": config,
+        "NetworkSettings": {
+            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
+            "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "",
+            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+            "Networks": networks_json(&mode),
+        },
+    }))
+}
+
+/// moby's `Command` column: path and args, args with spaces in single quotes.
+fn command_text(config: &Map<String, Value>) -> String {
+    let (path, args) = path_and_args(config);
+    if args.is_empty() {
+        return path;
+    }
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
+        .collect();
+    format!("{path} {}", args.join(" "))
+}
+
+/// A small subset of Go regexps for the `name` and `id` filters: `^` and `$` anchors around
+/// literal text; anything else is matched as a substring.
+fn regex_like(pattern: &str, text: &str) -> bool {
+    let (start, p) = match pattern.strip_prefix('^') {
+        Some(p) => (true, p),
+        None => (false, pattern),
+    };
+    let (end, p) = match p.strip_suffix('$') {
+        Some(p) => (true, p),
+        None => (false, p),
+    };
+    match (start, end) {
+        (true, true) => text == p,
+        (true, false) => text.starts_with(p),
+        (false, true) => text.ends_with(p),
+        (false, false) => text.contains(p),
+    }
+}
+
+const LIST_FILTERS: &[&str] = &[
+    "ancestor",
+    "before",
+    "exited",
+    "health",
+    "id",
+    "isolation",
+    "is-task",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "expose",
+    "since",
+    "status",
+    "volume",
+];
+
+const STATUSES: &[&str] = &[
+    "created",
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
+
+/// `GET /containers/json`.
+pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result<Vec<Value>> {
+    filters
+        .validate(LIST_FILTERS)
+        .map_err(|e| EngineError::invalid(e.to_string()))?;
+    for s in filters.values("status") {
+        if !STATUSES.contains(&s) {
+            return Err(EngineError::invalid(format!("invalid filter 'status={s}'")));
+        }
+    }
+    let paths = engine.paths().clone();
+    let mut store = engine.store()?;
+    let (rows, bounds, ancestors) = store.read(|tx| {
+        let rows = rows::list(tx)?;
+        let bound = |k: &str| -> Result<Option<i64>> {
+            match filters.values(k).first() {
+                Some(n) => Ok(Some(resolve(tx, n)?.created)),
+                None => Ok(None),
+            }
+        };
+        let bounds = (bound("before")?, bound("since")?);
+        let mut ancestors = Vec::new();
+        for a in filters.values("ancestor") {
+            if let Ok(img) = crate::engine::images::resolve(tx, a) {
+                ancestors.push(img.id);
+            }
+        }
+        Ok::<_, EngineError>((rows, bounds, ancestors))
+    })?;
+    let (before, since) = bounds;
+    // `status`, `exited` and `limit` imply all.
+    let all = all || filters.contains("status") || filters.contains("exited") || limit > 0;
+    let now = now_nanos();
+    let mut out = Vec::new();
+    for row in rows {
+        let state = current(&paths, &row.id, &State::parse(&row.state));
+        let config = object(&row.config);
+        let hc = object(&row.host_config);
+        let status = if state.paused && state.status == "running" {
+            "paused".to_string()
+        } else {
+            state.status.clone()
+        };
+        if !all && !state.is_running() {
+            continue;
+        }
+        if before.is_some_and(|b| row.created >= b) || since.is_some_and(|s| row.created <= s) {
+            continue;
+        }
+        if filters.contains("status") && !filters.values("status").contains(&status.as_str()) {
+            continue;
+        }
+        if filters.contains("exited") {
+            let codes = filters.values("exited");
+            let ok = status == "exited"
+                && codes
+                    .iter()
+                    .any(|c| c.parse::<i64>().ok() == Some(state.exit_code));
+            if !ok {
+                continue;
+            }
+        }
+        if filters.contains("name")
+            && !filters
+                .values("name")
+                .iter()
+                .any(|p| regex_like(p, &row.name) || regex_like(p, &format!("/{}", row.name)))
+        {
+            continue;
+        }
+        if filters.contains("id") && !filters.values("id").iter().any(|p| regex_like(p, &row.id)) {
+            continue;
+        }
+        if filters.contains("label") && !filters.match_kv("label", &labels(&config)) {
+            continue;
+        }
+        if filters.contains("ancestor")
+            && !(ancestors.contains(&row.image_id)
+                || filters.values("ancestor").contains(&row.image.as_str()))
+        {
+            continue;
+        }
+        if filters.contains("health") && !filters.values("health").contains(&"none") {
+            continue;
+        }
+        let mode = network_mode(&hc);
+        out.push(json!({
+            "Id": row.id,
+            "Names": [format!("/{}", row.name)],
+            "Image": row.image,
+            "ImageID": row.image_id,
+            "Command": command_text(&config),
+            "Created": row.created.div_euclid(1_000_000_000),
+            "Ports": [],
+            "Labels": labels(&config),
+            "State": status,
+            "Status": status_text(&state, now),
+            "HostConfig": {"NetworkMode": mode},
+            "NetworkSettings": {"Networks": networks_json(&mode)},
+            "Mounts": [],
+        }));
+        if limit > 0 && out.len() as i64 >= limit {
+            break;
+        }
+    }
+    let _ = parse_query_time;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_like_go_units() {
+        let s = 1_000_000_000;
+        assert_eq!(human_duration(s / 2), "Less than a second");
+        assert_eq!(human_duration(s), "1 second");
+        assert_eq!(human_duration(42 * s), "42 seconds");
+        assert_eq!(human_duration(61 * s), "About a minute");
+        assert_eq!(human_duration(3 * 60 * s), "3 minutes");
+        assert_eq!(human_duration(3600 * s), "About an hour");
+        assert_eq!(human_duration(5 * 3600 * s), "5 hours");
+    }
+
+    #[test]
+    fn status_texts() {
+        let now = 100_000_000_000;
+        let s = State {
+            status: "exited".into(),
+            exit_code: 3,
+            started_at: 1,
+            finished_at: now - 2_000_000_000,
+            ..State::default()
+        };
+        assert_eq!(status_text(&s, now), "Exited (3) 2 seconds ago");
+        assert_eq!(status_text(&State::created(), now), "Created");
+    }
+
+    #[test]
+    fn commands_and_names() {
+        let c = json!({"Entrypoint": null, "Cmd": ["sh", "-c", "exit 3"]});
+        assert_eq!(command_text(c.as_object().unwrap()), "sh -c 'exit 3'");
+        assert!(regex_like("^web$", "web"));
+        assert!(!regex_like("^web$", "web2"));
+        assert!(regex_like("eb", "web"));
+    }
+}

@@ -1,0 +1,117 @@
+//! `DELETE /containers/{id}`, `POST /containers/{id}/rename`, `POST /containers/prune`.
+
+use serde_json::{Map, Value, json};
+
+use crate::api::params::Filters;
+use crate::store::containers as rows;
+use crate::util::time::{now_nanos, parse_query_time};
+
+use super::super::{Engine, EngineError, Result};
+use super::state::{State, current};
+use super::{forget_lock, inspect::container_event, names, resolve, rootfs};
+
+/// Remove a container; a running one only with `force` (it is killed first).
+pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
+    let paths = engine.paths().clone();
+    let row = {
+        let mut store = engine.store()?;
+        store.read(|tx| resolve(tx, name))?
+    };
+    let _lock = engine.lock_container(&row.id)?;
+    let state = current(&paths, &row.id, &State::parse(&row.state));
+    if state.is_running() {
+        if !force {
+            let what = if state.paused { "paused" } else { "running" };
+            return Err(EngineError::conflict(format!(
+                "cannot remove container \"/{}\": container is {what}: stop the container before removing or force remove",
+                row.name
+            )));
+        }
+        super::lifecycle::kill_and_wait(engine, &row, "SIGKILL")?;
+    }
+    rootfs::teardown(engine, &row.id)?;
+    let mut store = engine.store()?;
+    store.write(|tx| {
+        rows::delete(tx, &row.id)?;
+        container_event(tx, "destroy", &row, Map::new())?;
+        Ok::<_, EngineError>(())
+    })?;
+    let _ = std::fs::remove_dir_all(paths.container_dir(&row.id));
+    let _ = std::fs::remove_dir_all(paths.container_run_dir(&row.id));
+    forget_lock(engine, &row.id);
+    Ok(())
+}
+
+/// `POST /containers/{id}/rename?name=`.
+pub fn rename(engine: &Engine, name: &str, new_name: &str) -> Result<()> {
+    if new_name.is_empty() {
+        return Err(EngineError::invalid(
+            "Neither old nor new names may be empty",
+        ));
+    }
+    let new_name = names::validate(new_name)?;
+    let mut store = engine.store()?;
+    store.write(|tx| {
+        let row = resolve(tx, name)?;
+        if row.name == new_name {
+            return Err(EngineError::invalid(
+                "Renaming a container with the same name as its current name",
+            ));
+        }
+        if let Some(other) = rows::by_name(tx, &new_name)? {
+            return Err(EngineError::conflict(format!(
+                "Conflict. The container name \"/{new_name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                other.id
+            )));
+        }
+        rows::set_name(tx, &row.id, &new_name)?;
+        let mut renamed = row.clone();
+        renamed.name = new_name.clone();
+        let mut extra = Map::new();
+        extra.insert("oldName".into(), json!(format!("/{}", row.name)));
+        container_event(tx, "rename", &renamed, extra)?;
+        Ok(())
+    })
+}
+
+/// `POST /containers/prune`: remove stopped containers matching `until` and `label` filters.
+pub fn prune(engine: &Engine, filters: &Filters) -> Result<Value> {
+    filters
+        .validate(&["until", "label", "label!"])
+        .map_err(|e| EngineError::invalid(e.to_string()))?;
+    let until = match filters.values("until").first() {
+        Some(v) => Some(
+            parse_query_time(v, now_nanos())
+                .ok_or_else(|| EngineError::invalid(format!("invalid filter 'until={v}'")))?,
+        ),
+        None => None,
+    };
+    let paths = engine.paths().clone();
+    let rows = {
+        let mut store = engine.store()?;
+        store.read(|tx| Ok::<_, EngineError>(rows::list(tx)?))?
+    };
+    let mut deleted = Vec::new();
+    let mut reclaimed: u64 = 0;
+    for row in rows {
+        let state = current(&paths, &row.id, &State::parse(&row.state));
+        if state.is_running() || until.is_some_and(|u| row.created > u) {
+            continue;
+        }
+        let labels = crate::image::config::labels_of(&super::object(&row.config));
+        if !crate::engine::images::prune_labels_match(filters, &labels) {
+            continue;
+        }
+        reclaimed += rootfs::upper_size(engine, &row.id);
+        match remove(engine, &row.id, false) {
+            Ok(()) => deleted.push(row.id),
+            Err(e) if e.kind == super::super::ErrorKind::Conflict => {}
+            Err(e) if e.kind == super::super::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(json!({
+        "ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
+        "SpaceReclaimed": reclaimed,
+    }))
+}

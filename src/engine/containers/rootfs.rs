@@ -1,0 +1,142 @@
+//! The container's root: an overlay of the image's layers (read-only, through the short links
+//! under `l/`) with the container's own upper and work dirs, mounted at `merged`.
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
+use crate::store::images as image_rows;
+
+use super::super::{Engine, EngineError, Result};
+
+pub fn merged(engine: &Engine, id: &str) -> PathBuf {
+    engine.paths().container_dir(id).join("merged")
+}
+
+/// Is `path` a mount point (listed in this process's mount table)?
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    table
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| unescape(m) == want)
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v as char);
+            i += 4;
+        } else {
+            out.push(b[i] as char);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Mount the container's root if it is not mounted yet; returns the mount point.
+pub fn setup(engine: &Engine, id: &str, image_id: &str) -> Result<PathBuf> {
+    let dir = engine.paths().container_dir(id);
+    let target = dir.join("merged");
+    if is_mounted(&target) {
+        return Ok(target);
+    }
+    for d in ["diff", "work", "merged"] {
+        std::fs::create_dir_all(dir.join(d))?;
+    }
+    let layers = {
+        let mut store = engine.store()?;
+        store.read(|tx| Ok::<_, EngineError>(image_rows::image_layers(tx, image_id)?))?
+    };
+    // Topmost layer first, as overlay wants; short links keep the option string small.
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|l| engine.paths().links().join(&l.link).display().to_string())
+        .collect();
+    let data = if lower.is_empty() {
+        // An image with no layers: an empty lower dir.
+        let empty = dir.join("empty");
+        std::fs::create_dir_all(&empty)?;
+        format!(
+            "lowerdir={},upperdir={},workdir={}",
+            empty.display(),
+            dir.join("diff").display(),
+            dir.join("work").display()
+        )
+    } else {
+        format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.join(":"),
+            dir.join("diff").display(),
+            dir.join("work").display()
+        )
+    };
+    if data.len() > 4000 {
+        return Err(EngineError::internal(format!(
+            "image has too many layers to mount ({})",
+            layers.len()
+        )));
+    }
+    mount(
+        Some("overlay"),
+        &target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| EngineError::internal(format!("mounting the container's root: {e}")))?;
+    Ok(target)
+}
+
+/// Unmount the container's root (if mounted).
+pub fn teardown(engine: &Engine, id: &str) -> Result<()> {
+    let target = merged(engine, id);
+    if is_mounted(&target) {
+        umount2(&target, MntFlags::MNT_DETACH)
+            .map_err(|e| EngineError::internal(format!("unmounting the container's root: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Bytes in the container's upper dir (what `docker container prune` reclaims).
+pub fn upper_size(engine: &Engine, id: &str) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        let Ok(md) = std::fs::symlink_metadata(p) else {
+            return 0;
+        };
+        if md.is_dir() {
+            std::fs::read_dir(p)
+                .map(|rd| rd.flatten().map(|e| walk(&e.path())).sum())
+                .unwrap_or(0)
+        } else if md.is_file() {
+            md.len()
+        } else {
+            0
+        }
+    }
+    walk(&engine.paths().container_dir(id).join("diff"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unescape;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
+}

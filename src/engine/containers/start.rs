@@ -1,0 +1,365 @@
+//! `POST /containers/{id}/start`: mount the root, write the bundle, hand the container to a new
+//! monitor, and record what happened. Also the monitor's callbacks (`berth internal
+//! container-event <id> died|restarted`), which bring the store up to date.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use crate::monitor::launch;
+use crate::runtime::{self, EtcFiles, NamespaceMode, NamespaceModes, SpecInput};
+use crate::store::containers::{self as rows, ContainerRow};
+
+use super::super::{Engine, EngineError, ErrorKind, Result};
+use super::inspect::container_event;
+use super::state::{State, current};
+use super::{object, resolve, rootfs};
+
+/// Where the monitor binary is: beside the running `berth`.
+fn monitor_bin() -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    Ok(me.with_file_name("berth-monitor"))
+}
+
+fn save_state(engine: &Engine, row: &ContainerRow, s: &State) -> Result<()> {
+    engine
+        .store()?
+        .write(|tx| Ok::<_, EngineError>(rows::set_state(tx, &row.id, &s.to_text())?))
+}
+
+/// The namespace a `*Mode` asks for: `host`, `container:<name|id>`, or a new one.
+fn namespace(engine: &Engine, mode: &str, kind: &str) -> Result<NamespaceMode> {
+    if mode == "host" {
+        return Ok(NamespaceMode::Host);
+    }
+    if let Some(other) = mode.strip_prefix("container:") {
+        let row = engine.store()?.read(|tx| resolve(tx, other))?;
+        let s = current(engine.paths(), &row.id, &State::parse(&row.state));
+        if s.status != "running" {
+            return Err(EngineError::conflict(format!(
+                "cannot join network namespace of a non running container: container {} is {}",
+                row.id, s.status
+            )));
+        }
+        return Ok(NamespaceMode::Path(PathBuf::from(format!(
+            "/proc/{}/ns/{kind}",
+            s.pid
+        ))));
+    }
+    Ok(NamespaceMode::New)
+}
+
+/// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container, written into its folder.
+fn write_etc(
+    dir: &Path,
+    hostname: &str,
+    host_network: bool,
+    hc: &Map<String, Value>,
+) -> Result<EtcFiles> {
+    let hostname_path = dir.join("hostname");
+    std::fs::write(&hostname_path, format!("{hostname}\n"))?;
+    let hosts_path = dir.join("hosts");
+    let mut hosts = if host_network {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string()
+    };
+    for extra in hc
+        .get("ExtraHosts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        // host:ip (or host=ip in newer clients)
+        if let Some((h, ip)) = extra.split_once('=').or_else(|| extra.split_once(':')) {
+            hosts.push_str(&format!("{ip}\t{h}\n"));
+        }
+    }
+    std::fs::write(&hosts_path, hosts)?;
+    let resolv_path = dir.join("resolv.conf");
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let dns: Vec<&str> = hc
+        .get("Dns")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let search: Vec<&str> = hc
+        .get("DnsSearch")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let options: Vec<&str> = hc
+        .get("DnsOptions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut out = String::new();
+    let mut servers: Vec<String> = dns.iter().map(|s| s.to_string()).collect();
+    if servers.is_empty() {
+        servers = host_resolv
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("nameserver"))
+            .map(|s| s.trim().to_string())
+            .filter(|s| host_network || !(s.starts_with("127.") || s == "::1"))
+            .collect();
+        // A private network namespace cannot reach the host's loopback resolver: Docker's defaults.
+        if servers.is_empty() {
+            servers = vec!["8.8.8.8".into(), "8.8.4.4".into()];
+        }
+    }
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    } else if let Some(l) = host_resolv.lines().find(|l| l.starts_with("search ")) {
+        out.push_str(l);
+        out.push('\n');
+    }
+    for s in servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    std::fs::write(&resolv_path, out)?;
+    Ok(EtcFiles {
+        hosts: hosts_path,
+        hostname: hostname_path,
+        resolv_conf: resolv_path,
+    })
+}
+
+fn init_binary() -> Option<PathBuf> {
+    [
+        "/usr/bin/catatonit",
+        "/usr/libexec/podman/catatonit",
+        "/usr/bin/tini-static",
+        "/usr/bin/tini",
+        "/usr/sbin/docker-init",
+        "/usr/bin/docker-init",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+/// Start a container; `Ok(false)` if it was already running (304).
+pub fn start(engine: &Engine, name: &str) -> Result<bool> {
+    let row = engine.store()?.read(|tx| resolve(tx, name))?;
+    let _lock = engine.lock_container(&row.id)?;
+    // Re-read under the lock: another process may have started it meanwhile.
+    let row = engine.store()?.read(|tx| resolve(tx, &row.id))?;
+    let stored = State::parse(&row.state);
+    let state = current(engine.paths(), &row.id, &stored);
+    if state.paused {
+        return Err(EngineError::conflict(
+            "cannot start a paused container, try unpause instead",
+        ));
+    }
+    if state.is_running() {
+        return Ok(false);
+    }
+    let config = object(&row.config);
+    let hc = object(&row.host_config);
+    let paths = engine.paths().clone();
+    let dir = paths.container_dir(&row.id);
+    let run = paths.container_run_dir(&row.id);
+    std::fs::create_dir_all(&dir)?;
+    // Nothing of a previous run may confuse the new monitor, but clients already waiting to
+    // attach (their files in attach-pending/) must stay announced.
+    std::fs::create_dir_all(run.join("attach-pending"))?;
+    if let Ok(entries) = std::fs::read_dir(&run) {
+        for e in entries.flatten() {
+            if e.file_name() != "attach-pending" {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
+    let root = rootfs::setup(engine, &row.id, &row.image_id)?;
+    let net_mode = hc
+        .get("NetworkMode")
+        .and_then(Value::as_str)
+        .unwrap_or("bridge");
+    let hostname = config
+        .get("Hostname")
+        .and_then(Value::as_str)
+        .unwrap_or(&row.id[..12])
+        .to_string();
+    let result = (|| -> Result<launch::StartReport> {
+        let etc = write_etc(&dir, &hostname, net_mode == "host", &hc)?;
+        let mode = |k: &str| hc.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let namespaces = NamespaceModes {
+            network: namespace(engine, net_mode, "net")?,
+            ipc: namespace(engine, &mode("IpcMode"), "ipc")?,
+            pid: namespace(engine, &mode("PidMode"), "pid")?,
+            uts: namespace(engine, &mode("UTSMode"), "uts")?,
+        };
+        let init = if hc.get("Init").and_then(Value::as_bool) == Some(true) {
+            Some(init_binary().ok_or_else(|| {
+                EngineError::internal("--init needs catatonit or tini on the host")
+            })?)
+        } else {
+            None
+        };
+        let spec = runtime::build_spec(&SpecInput {
+            id: &row.id,
+            rootfs: &root,
+            config: &config,
+            host_config: &hc,
+            etc,
+            cgroups_path: format!("/berth/{}", row.id),
+            namespaces,
+            init_binary: init.as_deref(),
+            shm_path: None,
+        })
+        .map_err(|e| {
+            if e.is_user_error() {
+                EngineError::invalid(e.to_string())
+            } else {
+                EngineError::internal(e.to_string())
+            }
+        })?;
+        let spec_bytes =
+            serde_json::to_vec_pretty(&spec).map_err(|e| EngineError::internal(e.to_string()))?;
+        std::fs::write(dir.join("config.json"), spec_bytes)?;
+        let log = hc.get("LogConfig");
+        let driver = log
+            .and_then(|l| l.get("Type"))
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .unwrap_or("json-file");
+        let opt = |k: &str| {
+            log.and_then(|l| l.get("Config"))
+                .and_then(|c| c.get(k))
+                .and_then(Value::as_str)
+                .map(String::from)
+        };
+        let max_size = opt("max-size")
+            .map(|s| parse_size(&s))
+            .transpose()?
+            .unwrap_or(0);
+        let max_file: u64 = opt("max-file").and_then(|s| s.parse().ok()).unwrap_or(1);
+        let policy = hc.get("RestartPolicy");
+        let me = std::env::current_exe()?;
+        let monitor_config = json!({
+            "id": row.id,
+            "runtime": engine.config().runtime,
+            "runtime_root": paths.runtime_root(),
+            "bundle": dir,
+            "log": {
+                "driver": if driver == "none" { "none" } else { "json-file" },
+                "path": dir.join(format!("{}-json.log", row.id)),
+                "max_size": max_size,
+                "max_file": max_file.max(1),
+            },
+            "tty": config.get("Tty").and_then(Value::as_bool).unwrap_or(false),
+            "open_stdin": config.get("OpenStdin").and_then(Value::as_bool).unwrap_or(false),
+            "stdin_once": config.get("StdinOnce").and_then(Value::as_bool).unwrap_or(false),
+            "restart": {
+                "name": policy.and_then(|p| p.get("Name")).and_then(Value::as_str).filter(|n| !n.is_empty()).unwrap_or("no"),
+                "max_retries": policy.and_then(|p| p.get("MaximumRetryCount")).and_then(Value::as_i64).unwrap_or(0),
+            },
+            "event_command": [
+                me, "internal", "container-event",
+                "--data-root", paths.data_root, "--run-root", paths.run_root,
+                "--runtime", engine.config().runtime, row.id,
+            ],
+        });
+        std::fs::write(
+            run.join("monitor.json"),
+            serde_json::to_vec(&monitor_config)
+                .map_err(|e| EngineError::internal(e.to_string()))?,
+        )?;
+        launch::spawn(&run, &monitor_bin()?).map_err(|e| start_error(&e.to_string()))
+    })();
+    match result {
+        Ok(report) => {
+            let mut s = current(engine.paths(), &row.id, &stored);
+            if s.status != "running" && s.status != "exited" {
+                s.status = "running".into();
+            }
+            s.pid = report.pid as i64;
+            s.error.clear();
+            save_state(engine, &row, &s)?;
+            engine
+                .store()?
+                .write(|tx| container_event(tx, "start", &row, Map::new()))?;
+            Ok(true)
+        }
+        Err(e) => {
+            let mut s = stored.clone();
+            s.error = e.message.clone();
+            if e.kind == ErrorKind::InvalidParameter {
+                s.exit_code = if e.message.contains("permission denied") {
+                    126
+                } else {
+                    127
+                };
+            }
+            let _ = save_state(engine, &row, &s);
+            let _ = rootfs::teardown(engine, &row.id);
+            Err(e)
+        }
+    }
+}
+
+/// Docker's classification of a runtime start error: a missing or non-executable command is
+/// the user's (400), anything else is ours.
+fn start_error(msg: &str) -> EngineError {
+    let user = [
+        "executable file not found",
+        "no such file or directory",
+        "permission denied",
+        "not a directory",
+        "unable to find user",
+    ];
+    if user.iter().any(|u| msg.contains(u)) {
+        EngineError::invalid(msg.to_string())
+    } else {
+        EngineError::internal(msg.to_string())
+    }
+}
+
+/// `10m`, `1g`, `512k`, `100` (bytes) as docker's `--log-opt max-size` takes them.
+fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => {
+            let unit = t[i..].trim_end_matches('b').trim_end_matches('i');
+            let m: u64 = match unit {
+                "" => 1,
+                "k" => 1 << 10,
+                "m" => 1 << 20,
+                "g" => 1 << 30,
+                "t" => 1 << 40,
+                _ => return Err(EngineError::invalid(format!("invalid size: '{s}'"))),
+            };
+            (&t[..i], m)
+        }
+        None => (t.as_str(), 1),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| EngineError::invalid(format!("invalid size: '{s}'")))?;
+    Ok((n * mult as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(parse_size("10m").unwrap(), 10 << 20);
+        assert_eq!(parse_size("1k").unwrap(), 1024);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("10x").is_err());
+    }
+}

@@ -1,0 +1,200 @@
+//! A container's state: the store's last record, refreshed from the monitor's `state.json`
+//! while a monitor owns the container. The monitor's files are the truth while it lives; when
+//! it is gone without recording an exit, the kernel is asked.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::config::Paths;
+use crate::util::time::rfc3339_nano;
+
+/// What the store keeps (and the API shows) about a container's life.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct State {
+    /// created, running, paused, restarting, removing, exited, dead
+    pub status: String,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub error: String,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub oom_killed: bool,
+    pub restart_count: i64,
+    /// How many times the container exited under its current monitor (for `next-exit` waits).
+    pub exits: i64,
+    pub paused: bool,
+}
+
+impl State {
+    pub fn created() -> State {
+        State {
+            status: "created".into(),
+            ..State::default()
+        }
+    }
+
+    pub fn parse(text: &str) -> State {
+        serde_json::from_str(text).unwrap_or_else(|_| State::created())
+    }
+
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self.status.as_str(), "running" | "paused" | "restarting")
+    }
+
+    /// `State` as `docker inspect` shows it.
+    pub fn inspect_json(&self) -> Value {
+        let time = |n: i64| {
+            if n == 0 {
+                "0001-01-01T00:00:00Z".to_string()
+            } else {
+                rfc3339_nano(n)
+            }
+        };
+        let status = if self.paused && self.status == "running" {
+            "paused"
+        } else {
+            self.status.as_str()
+        };
+        json!({
+            "Status": status,
+            "Running": self.status == "running",
+            "Paused": self.paused && self.status == "running",
+            "Restarting": self.status == "restarting",
+            "OOMKilled": self.oom_killed,
+            "Dead": self.status == "dead",
+            "Pid": if self.status == "running" { self.pid } else { 0 },
+            "ExitCode": self.exit_code,
+            "Error": self.error,
+            "StartedAt": time(self.started_at),
+            "FinishedAt": time(self.finished_at),
+        })
+    }
+}
+
+/// Is `pid` a live process (not a zombie)?
+pub fn alive(pid: i64) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the command name in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// The state now: the stored one, refreshed from the monitor's file where there is one.
+pub fn current(paths: &Paths, id: &str, stored: &State) -> State {
+    let run = paths.container_run_dir(id);
+    let Some(mon) = read_monitor_state(&run) else {
+        // No monitor file: a container recorded as running has lost its monitor and run folder
+        // (a reboot, or the run root was wiped).
+        if stored.is_running() {
+            return lost(
+                stored,
+                "container state was lost (the run root was cleared)",
+            );
+        }
+        return stored.clone();
+    };
+    let mut s = stored.clone();
+    s.pid = mon.get("pid").and_then(Value::as_i64).unwrap_or(0);
+    s.exit_code = mon.get("exit_code").and_then(Value::as_i64).unwrap_or(0);
+    s.started_at = mon.get("started_at").and_then(Value::as_i64).unwrap_or(0);
+    s.finished_at = mon.get("finished_at").and_then(Value::as_i64).unwrap_or(0);
+    s.oom_killed = mon
+        .get("oom_killed")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    s.restart_count = mon
+        .get("restart_count")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    s.exits = mon.get("exits").and_then(Value::as_i64).unwrap_or(0);
+    s.error = mon
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let status = mon
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("exited");
+    let monitor_pid = mon.get("monitor_pid").and_then(Value::as_i64).unwrap_or(0);
+    s.status = status.to_string();
+    if status != "exited" && !alive(monitor_pid) {
+        // The monitor was killed: tell the truth about the process it watched.
+        if status == "running" && alive(s.pid) {
+            return s;
+        }
+        return lost(&s, "container monitor exited unexpectedly");
+    }
+    s
+}
+
+fn lost(stored: &State, why: &str) -> State {
+    let mut s = stored.clone();
+    s.status = "exited".into();
+    s.exit_code = 255;
+    s.error = why.to_string();
+    s.paused = false;
+    if s.finished_at == 0 {
+        s.finished_at = crate::util::time::now_nanos();
+    }
+    s
+}
+
+fn read_monitor_state(run: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(run.join("state.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monitor_file_wins_and_lost_monitors_are_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path().join("data"), dir.path().join("run"));
+        let id = "a".repeat(64);
+        let run = paths.container_run_dir(&id);
+        std::fs::create_dir_all(&run).unwrap();
+        let stored = State {
+            status: "running".into(),
+            ..State::default()
+        };
+        // No file at all: the run root was wiped.
+        std::fs::remove_dir_all(&run).unwrap();
+        let s = current(&paths, &id, &stored);
+        assert_eq!((s.status.as_str(), s.exit_code), ("exited", 255));
+        std::fs::create_dir_all(&run).unwrap();
+        let me = std::process::id() as i64;
+        std::fs::write(
+            run.join("state.json"),
+            format!(r#"{{"status":"exited","pid":0,"exit_code":3,"exits":1,"monitor_pid":{me}}}"#),
+        )
+        .unwrap();
+        let s = current(&paths, &id, &stored);
+        assert_eq!((s.status.as_str(), s.exit_code, s.exits), ("exited", 3, 1));
+        // "running" with a dead monitor and a dead process.
+        std::fs::write(
+            run.join("state.json"),
+            r#"{"status":"running","pid":999999999,"monitor_pid":999999998}"#,
+        )
+        .unwrap();
+        let s = current(&paths, &id, &stored);
+        assert_eq!(s.status, "exited");
+        assert!(s.error.contains("monitor"));
+    }
+}

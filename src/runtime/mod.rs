@@ -1,0 +1,247 @@
+//! The OCI runtime spec generator: turns a Docker container `Config` + `HostConfig` into the
+//! `config.json` runc reads, with Docker's defaults (capabilities, mounts, masked and read-only
+//! paths, device rules, the default seccomp profile) and Docker's validation texts.
+//!
+//! Everything that depends on the host (kernel version, cgroup version, the capability bounding
+//! set, CPU count) is gathered once in [`HostInfo`], so tests can build specs for other hosts.
+
+mod caps;
+mod mounts;
+mod resources;
+mod seccomp;
+mod spec;
+mod user;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+
+pub use caps::{
+    DEFAULT_CAPABILITIES, KNOWN_CAPABILITIES, caps_mask, normalize_capabilities, tweak_capabilities,
+};
+pub use mounts::{BindSpec, parse_bind};
+pub use seccomp::{DEFAULT_PROFILE, load_profile};
+pub use spec::{build_spec, build_spec_with, process_env, validate_host_config};
+pub use user::{open_in_root, resolve_user};
+
+/// What [`build_spec`] needs to know about one container start.
+pub struct SpecInput<'a> {
+    pub id: &'a str,
+    /// The mounted container root (overlay).
+    pub rootfs: &'a Path,
+    /// Docker container `Config`, already merged with the image's.
+    pub config: &'a Map<String, Value>,
+    /// Docker `HostConfig` as the client sent it (defaults not filled).
+    pub host_config: &'a Map<String, Value>,
+    /// Host files bind-mounted at /etc/hosts, /etc/hostname, /etc/resolv.conf.
+    pub etc: EtcFiles,
+    /// e.g. "/berth/<id>" (cgroupfs manager).
+    pub cgroups_path: String,
+    pub namespaces: NamespaceModes,
+    /// For `HostConfig.Init`: a host binary bound at /sbin/docker-init and run first.
+    pub init_binary: Option<&'a Path>,
+    /// A host tmpfs bound at /dev/shm (IpcMode shareable / container:x); None = private tmpfs.
+    pub shm_path: Option<&'a Path>,
+}
+
+/// Host files for the network mounts. An empty path (or one that does not exist) is skipped,
+/// as Docker skips a file it cannot stat.
+#[derive(Debug, Clone, Default)]
+pub struct EtcFiles {
+    pub hosts: PathBuf,
+    pub hostname: PathBuf,
+    pub resolv_conf: PathBuf,
+}
+
+/// How the container gets one namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NamespaceMode {
+    /// A fresh namespace.
+    #[default]
+    New,
+    /// The host's namespace (the namespace is left out of the spec).
+    Host,
+    /// Join an existing namespace, e.g. `/proc/<pid>/ns/net` of another container.
+    Path(PathBuf),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceModes {
+    pub network: NamespaceMode,
+    pub ipc: NamespaceMode,
+    pub pid: NamespaceMode,
+    pub uts: NamespaceMode,
+}
+
+/// Errors with Docker's texts. [`SpecError::is_user_error`] tells Docker's InvalidParameter
+/// class (HTTP 400) from the rest.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// Docker's InvalidParameter (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// A feature berth does not implement (e.g. named volumes); 501-ish.
+    #[error("{0}")]
+    NotSupported(String),
+    /// Anything else (500): host state, I/O.
+    #[error("{0}")]
+    System(String),
+}
+
+impl SpecError {
+    pub fn is_user_error(&self) -> bool {
+        matches!(self, SpecError::Invalid(_))
+    }
+    pub fn is_not_supported(&self) -> bool {
+        matches!(self, SpecError::NotSupported(_))
+    }
+    pub(crate) fn invalid(msg: impl Into<String>) -> SpecError {
+        SpecError::Invalid(msg.into())
+    }
+    pub(crate) fn system(msg: impl Into<String>) -> SpecError {
+        SpecError::System(msg.into())
+    }
+}
+
+/// Facts about the host the spec depends on.
+#[derive(Debug, Clone)]
+pub struct HostInfo {
+    /// (major, minor) of the running kernel, e.g. (6, 18).
+    pub kernel: (u64, u64),
+    /// The unified hierarchy is mounted at /sys/fs/cgroup.
+    pub cgroup_v2: bool,
+    /// Capability names in our bounding set (what a privileged container gets), numeric order.
+    pub bounding_caps: Vec<String>,
+    /// Online CPUs (for NanoCpus validation).
+    pub ncpu: usize,
+    /// `thermal_throttle` directories to mask, as Docker does.
+    pub extra_masked_paths: Vec<String>,
+}
+
+impl HostInfo {
+    /// The running host, detected once.
+    pub fn get() -> &'static HostInfo {
+        static HOST: OnceLock<HostInfo> = OnceLock::new();
+        HOST.get_or_init(HostInfo::detect)
+    }
+
+    pub fn detect() -> HostInfo {
+        HostInfo {
+            kernel: kernel_version(),
+            cgroup_v2: is_cgroup_v2(),
+            bounding_caps: caps::current_bounding_set(),
+            ncpu: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            extra_masked_paths: thermal_throttle_paths(),
+        }
+    }
+
+    /// Recursive read-only binds (`rro`) need mount_setattr (kernel 5.12).
+    pub fn supports_rro(&self) -> bool {
+        self.kernel >= (5, 12)
+    }
+}
+
+fn kernel_version() -> (u64, u64) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    parse_kernel_version(release.trim()).unwrap_or((0, 0))
+}
+
+/// "6.18.44-fc-v669" → (6, 18); "3.12-1-amd64" → (3, 12).
+pub(crate) fn parse_kernel_version(s: &str) -> Option<(u64, u64)> {
+    let mut parts = s.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    Some((major, minor))
+}
+
+fn is_cgroup_v2() -> bool {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    let path = c"/sys/fs/cgroup";
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and a properly sized out-parameter.
+    let rc = unsafe { libc::statfs(path.as_ptr(), &mut st) };
+    rc == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC
+}
+
+fn thermal_throttle_paths() -> Vec<String> {
+    let possible = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap_or_default();
+    let mut out = Vec::new();
+    for cpu in resources::parse_cpu_list(possible.trim()).unwrap_or_default() {
+        let p = format!("/sys/devices/system/cpu/cpu{cpu}/thermal_throttle");
+        if Path::new(&p).exists() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+// ---- small accessors for Docker's JSON objects (null counts as absent) ----
+
+pub(crate) fn get<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    m.get(key).filter(|v| !v.is_null())
+}
+
+pub(crate) fn get_str<'a>(m: &'a Map<String, Value>, key: &str) -> &'a str {
+    get(m, key).and_then(Value::as_str).unwrap_or("")
+}
+
+pub(crate) fn get_bool(m: &Map<String, Value>, key: &str) -> bool {
+    get(m, key).and_then(Value::as_bool).unwrap_or(false)
+}
+
+pub(crate) fn get_i64(m: &Map<String, Value>, key: &str) -> Result<i64, SpecError> {
+    match get(m, key) {
+        None => Ok(0),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_u64().map(|u| u.min(i64::MAX as u64) as i64))
+            .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            .ok_or_else(|| SpecError::invalid(format!("invalid value for {key}: {v}"))),
+    }
+}
+
+pub(crate) fn get_opt_i64(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, SpecError> {
+    match get(m, key) {
+        None => Ok(None),
+        Some(_) => get_i64(m, key).map(Some),
+    }
+}
+
+pub(crate) fn get_strings(m: &Map<String, Value>, key: &str) -> Result<Vec<String>, SpecError> {
+    match get(m, key) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                Value::Number(n) => Ok(n.to_string()),
+                _ => Err(SpecError::invalid(format!("invalid value in {key}: {v}"))),
+            })
+            .collect(),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(v) => Err(SpecError::invalid(format!("invalid value for {key}: {v}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_versions() {
+        assert_eq!(parse_kernel_version("6.18.44-fc-v669"), Some((6, 18)));
+        assert_eq!(parse_kernel_version("3.12-1-amd64"), Some((3, 12)));
+        assert_eq!(parse_kernel_version("5"), Some((5, 0)));
+        assert_eq!(parse_kernel_version("x"), None);
+    }
+
+    #[test]
+    fn error_classes() {
+        assert!(SpecError::invalid("x").is_user_error());
+        assert!(!SpecError::system("x").is_user_error());
+        assert!(SpecError::NotSupported("x".into()).is_not_supported());
+    }
+}

@@ -1,0 +1,1129 @@
+//! Mounts: Docker's defaults, `Binds`, `Mounts` (bind, tmpfs), `Tmpfs`, /dev/shm, the /etc
+//! files and the init binary, ordered and merged the way dockerd does it.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+use super::{HostInfo, SpecError, get, get_bool, get_str};
+
+/// One OCI mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mount {
+    pub destination: String,
+    pub typ: String,
+    pub source: String,
+    pub options: Vec<String>,
+}
+
+impl Mount {
+    fn new(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
+        Mount {
+            destination: dest.to_string(),
+            typ: typ.to_string(),
+            source: source.to_string(),
+            options: options.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+    pub fn to_json(&self) -> Value {
+        json!({
+            "destination": self.destination,
+            "type": self.typ,
+            "source": self.source,
+            "options": self.options,
+        })
+    }
+    fn clear_ro(&mut self) {
+        self.options.retain(|o| o != "ro");
+    }
+}
+
+/// Docker's default mounts (oci.DefaultLinuxSpec), before per-container changes.
+fn default_mounts() -> Vec<Mount> {
+    vec![
+        Mount::new("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        Mount::new(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        Mount::new(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        Mount::new(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        Mount::new(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        ),
+        Mount::new(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        Mount::new(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777"],
+        ),
+    ]
+}
+
+/// A user mount before it becomes an OCI mount (Docker's `container.Mount`).
+#[derive(Debug, Clone)]
+pub(crate) enum UserMount {
+    Bind {
+        destination: String,
+        source: String,
+        writable: bool,
+        propagation: String,
+        non_recursive: bool,
+        ro_non_recursive: bool,
+        ro_force_recursive: bool,
+    },
+    Tmpfs {
+        destination: String,
+        data: String,
+    },
+}
+
+impl UserMount {
+    fn destination(&self) -> &str {
+        match self {
+            UserMount::Bind { destination, .. } | UserMount::Tmpfs { destination, .. } => {
+                destination
+            }
+        }
+    }
+}
+
+const PROPAGATIONS: [&str; 6] = [
+    "private", "rprivate", "slave", "rslave", "shared", "rshared",
+];
+const CONSISTENCIES: [&str; 4] = ["consistent", "cached", "delegated", "default"];
+
+/// `path.Clean` for absolute-ish container paths.
+pub(crate) fn clean_path(p: &str) -> String {
+    let abs = p.starts_with('/');
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if out.last().is_some_and(|l| *l != "..") {
+                    out.pop();
+                } else if !abs {
+                    out.push("..");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    let joined = out.join("/");
+    match (abs, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_string(),
+        (false, false) => joined,
+    }
+}
+
+fn valid_mount_mode(mode: &str) -> bool {
+    if mode.is_empty() {
+        return true;
+    }
+    let (mut rw, mut label, mut prop, mut copy, mut cons) = (0, 0, 0, 0, 0);
+    for o in mode.split(',') {
+        match o {
+            "rw" | "ro" => rw += 1,
+            "z" | "Z" => label += 1,
+            o if PROPAGATIONS.contains(&o) => prop += 1,
+            "nocopy" => copy += 1,
+            o if CONSISTENCIES.contains(&o) => cons += 1,
+            _ => return false,
+        }
+    }
+    rw <= 1 && label <= 1 && prop <= 1 && copy <= 1 && cons <= 1
+}
+
+fn validate_target(target: &str) -> Result<(), String> {
+    if target.is_empty() {
+        return Err("field Target must not be empty".into());
+    }
+    validate_not_root_absolute(target)
+}
+
+fn validate_not_root_absolute(target: &str) -> Result<(), String> {
+    let t = target.replace('\\', "/");
+    if clean_path(&t) == "/" {
+        return Err("invalid specification: destination can't be '/'".into());
+    }
+    if !t.starts_with('/') {
+        return Err(format!(
+            "invalid mount path: '{t}' mount path must be absolute"
+        ));
+    }
+    Ok(())
+}
+
+/// A parsed `Binds` entry (`/host:/ctr[:mode]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindSpec {
+    pub source: String,
+    pub destination: String,
+    pub read_only: bool,
+    /// Explicit propagation, or "rprivate".
+    pub propagation: String,
+    pub mode: String,
+}
+
+/// Parse a `HostConfig.Binds` entry with Docker's rules and texts. Named and anonymous volumes
+/// are reported as not supported.
+pub fn parse_bind(raw: &str) -> Result<BindSpec, SpecError> {
+    let invalid = || SpecError::invalid(format!("invalid volume specification: '{raw}'"));
+    let arr: Vec<&str> = raw.splitn(4, ':').collect();
+    if arr[0].is_empty() {
+        return Err(invalid());
+    }
+    let (source, target, mode) = match arr.len() {
+        1 => {
+            return Err(SpecError::NotSupported(format!(
+                "anonymous volumes are not supported: '{raw}'"
+            )));
+        }
+        2 => {
+            if valid_mount_mode(arr[1]) {
+                return Err(invalid());
+            }
+            (arr[0], arr[1], "")
+        }
+        3 => (arr[0], arr[1], arr[2]),
+        _ => return Err(invalid()),
+    };
+    if !valid_mount_mode(mode) {
+        return Err(SpecError::invalid(format!("invalid mode: {mode}")));
+    }
+    if !source.starts_with('/') {
+        return Err(SpecError::NotSupported(format!(
+            "named volumes are not supported: '{raw}'"
+        )));
+    }
+    let wrap = |e: String| {
+        SpecError::invalid(format!(
+            "invalid volume specification: '{raw}': invalid mount config for type \"bind\": {e}"
+        ))
+    };
+    let modes: Vec<&str> = mode.split(',').collect();
+    if modes.contains(&"nocopy") {
+        // Docker turns nocopy into VolumeOptions, which a bind must not have.
+        return Err(wrap("field VolumeOptions must not be specified".into()));
+    }
+    validate_target(target).map_err(wrap)?;
+    let propagation = modes
+        .iter()
+        .find(|m| PROPAGATIONS.contains(m))
+        .copied()
+        .unwrap_or("rprivate");
+    Ok(BindSpec {
+        source: clean_path(source),
+        destination: clean_path(target),
+        read_only: modes.contains(&"ro"),
+        propagation: propagation.to_string(),
+        mode: mode.to_string(),
+    })
+}
+
+fn mount_config_err(typ: &str, e: impl std::fmt::Display) -> SpecError {
+    SpecError::invalid(format!("invalid mount config for type {typ:?}: {e}"))
+}
+
+/// Docker's `ConvertTmpfsOptions` for `Mounts[].TmpfsOptions`.
+pub(crate) fn convert_tmpfs_options(
+    opts: Option<&Map<String, Value>>,
+    read_only: bool,
+) -> Result<String, String> {
+    let mut raw: Vec<String> = Vec::new();
+    if read_only {
+        raw.push("ro".into());
+    }
+    if let Some(o) = opts {
+        let mode = get(o, "Mode").and_then(Value::as_u64).unwrap_or(0);
+        if mode != 0 {
+            raw.push(format!("mode={mode:o}"));
+        }
+        let size = get(o, "SizeBytes").and_then(Value::as_i64).unwrap_or(0);
+        if size != 0 {
+            let (mut n, mut suffix) = (size, "");
+            for (s, d) in [("g", 1i64 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
+                if size % d == 0 {
+                    n = size / d;
+                    suffix = s;
+                    break;
+                }
+            }
+            raw.push(format!("size={n}{suffix}"));
+        }
+        if let Some(Value::Array(list)) = get(o, "Options") {
+            for opt in list {
+                let parts: Vec<&str> = opt
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                if parts.is_empty() || parts.len() > 2 {
+                    return Err("invalid option array length".into());
+                }
+                if parts[0] != "exec" && parts[0] != "noexec" {
+                    return Err(format!("invalid option: {}", parts[0]));
+                }
+                raw.push(parts.join("="));
+            }
+        }
+    }
+    Ok(raw.join(","))
+}
+
+/// moby/sys/mount `MergeTmpfsOptions`: later options win, one per flag / data key.
+pub(crate) fn merge_tmpfs_options(options: &[String]) -> Result<Vec<String>, SpecError> {
+    // (name, flag group); options sharing a group collide
+    const FLAGS: &[(&str, &str)] = &[
+        ("ro", "rdonly"),
+        ("rw", "rdonly"),
+        ("suid", "nosuid"),
+        ("nosuid", "nosuid"),
+        ("dev", "nodev"),
+        ("nodev", "nodev"),
+        ("exec", "noexec"),
+        ("noexec", "noexec"),
+        ("sync", "sync"),
+        ("async", "sync"),
+        ("dirsync", "dirsync"),
+        ("remount", "remount"),
+        ("mand", "mand"),
+        ("nomand", "mand"),
+        ("atime", "noatime"),
+        ("noatime", "noatime"),
+        ("diratime", "nodiratime"),
+        ("nodiratime", "nodiratime"),
+        ("bind", "propagation"),
+        ("rbind", "propagation"),
+        ("unbindable", "propagation"),
+        ("runbindable", "propagation"),
+        ("private", "propagation"),
+        ("rprivate", "propagation"),
+        ("shared", "propagation"),
+        ("rshared", "propagation"),
+        ("slave", "propagation"),
+        ("rslave", "propagation"),
+        ("relatime", "relatime"),
+        ("norelatime", "relatime"),
+        ("strictatime", "strictatime"),
+        ("nostrictatime", "strictatime"),
+    ];
+    const DATA: &[&str] = &[
+        "",
+        "size",
+        "mode",
+        "uid",
+        "gid",
+        "nr_inodes",
+        "nr_blocks",
+        "mpol",
+    ];
+    let mut seen_flag = HashSet::new();
+    let mut seen_data = HashSet::new();
+    let mut out = Vec::new();
+    for o in options.iter().rev() {
+        if o == "defaults" {
+            continue;
+        }
+        if let Some((_, group)) = FLAGS.iter().find(|(n, _)| n == o) {
+            if seen_flag.insert(*group) {
+                out.push(o.clone());
+            }
+            continue;
+        }
+        let Some((key, _)) = o.split_once('=') else {
+            return Err(SpecError::invalid(format!("invalid tmpfs option {o:?}")));
+        };
+        if !DATA.contains(&key) {
+            return Err(SpecError::invalid(format!("invalid tmpfs option {key:?}")));
+        }
+        if seen_data.insert(key.to_string()) {
+            out.push(o.clone());
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Collects the user mounts from `Binds`, `Mounts` and `Tmpfs` with Docker's validation.
+/// `create_missing` makes missing `Binds` sources as directories (done at start, not at create).
+pub(crate) fn user_mounts(
+    hc: &Map<String, Value>,
+    create_missing: bool,
+) -> Result<Vec<UserMount>, SpecError> {
+    let mut tmpfs: Vec<UserMount> = Vec::new();
+    let mut binds: Vec<UserMount> = Vec::new();
+    let mut dests: HashSet<String> = HashSet::new();
+
+    // HostConfig.Tmpfs: {"/run": "rw,noexec,size=65536k"}
+    if let Some(Value::Object(t)) = get(hc, "Tmpfs") {
+        for (dest, data) in t {
+            validate_not_root_absolute(dest).map_err(SpecError::invalid)?;
+            tmpfs.push(UserMount::Tmpfs {
+                destination: clean_path(dest),
+                data: data.as_str().unwrap_or("").to_string(),
+            });
+        }
+    }
+    let tmpfs_dests: HashSet<String> = tmpfs.iter().map(|m| m.destination().to_string()).collect();
+
+    // HostConfig.Binds
+    for raw in super::get_strings(hc, "Binds")? {
+        let b = parse_bind(&raw)?;
+        if !dests.insert(b.destination.clone()) {
+            return Err(SpecError::invalid(format!(
+                "Duplicate mount point: {}",
+                b.destination
+            )));
+        }
+        if create_missing && !tmpfs_dests.contains(&b.destination) {
+            create_bind_source(&b.source)?;
+        }
+        binds.push(UserMount::Bind {
+            destination: b.destination,
+            source: b.source,
+            writable: !b.read_only,
+            propagation: b.propagation,
+            non_recursive: false,
+            ro_non_recursive: false,
+            ro_force_recursive: false,
+        });
+    }
+
+    // HostConfig.Mounts
+    if let Some(v) = get(hc, "Mounts") {
+        let list = v
+            .as_array()
+            .ok_or_else(|| SpecError::invalid("invalid value for Mounts"))?;
+        for m in list {
+            let m = m
+                .as_object()
+                .ok_or_else(|| SpecError::invalid("invalid value in Mounts"))?;
+            let um = parse_api_mount(m, create_missing)?;
+            let dest = um.destination().to_string();
+            if !dests.insert(dest.clone()) {
+                return Err(SpecError::invalid(format!("Duplicate mount point: {dest}")));
+            }
+            match um {
+                UserMount::Tmpfs { .. } => tmpfs.push(um),
+                UserMount::Bind { .. } => binds.push(um),
+            }
+        }
+    }
+
+    // tmpfs mounts win over a bind at the same place (Docker skips such mount points)
+    let tmpfs_dests: HashSet<String> = tmpfs.iter().map(|m| m.destination().to_string()).collect();
+    binds.retain(|b| !tmpfs_dests.contains(b.destination()));
+    sort_by_depth(&mut binds);
+    tmpfs.extend(binds);
+    Ok(tmpfs)
+}
+
+fn create_bind_source(source: &str) -> Result<(), SpecError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if Path::new(source).exists() {
+        return Ok(());
+    }
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(source)
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(()),
+        Err(e) => Err(SpecError::system(format!(
+            "error while creating mount source path '{source}': mkdir {source}: {e}"
+        ))),
+    }
+}
+
+/// One entry of `HostConfig.Mounts`.
+fn parse_api_mount(m: &Map<String, Value>, create_missing: bool) -> Result<UserMount, SpecError> {
+    let typ = get_str(m, "Type");
+    let err = |e: String| mount_config_err(typ, e);
+    for (field, owner) in [
+        ("BindOptions", "bind"),
+        ("VolumeOptions", "volume"),
+        ("ImageOptions", "image"),
+        ("TmpfsOptions", "tmpfs"),
+        ("ClusterOptions", "cluster"),
+    ] {
+        if typ != owner && get(m, field).is_some() {
+            return Err(err(format!("field {field} must not be specified")));
+        }
+    }
+    let target = get_str(m, "Target");
+    validate_target(target).map_err(err)?;
+    let source = get_str(m, "Source");
+    let read_only = get_bool(m, "ReadOnly");
+    match typ {
+        "bind" => {
+            if source.is_empty() {
+                return Err(err("field Source must not be empty".into()));
+            }
+            let opts = get(m, "BindOptions").and_then(Value::as_object);
+            let opt_str = |k: &str| opts.map(|o| get_str(o, k)).unwrap_or("");
+            let opt_bool = |k: &str| opts.map(|o| get_bool(o, k)).unwrap_or(false);
+            let propagation = opt_str("Propagation");
+            if !propagation.is_empty() && !PROPAGATIONS.contains(&propagation) {
+                return Err(err(format!("invalid propagation mode: {propagation}")));
+            }
+            if !source.replace('\\', "/").starts_with('/') {
+                return Err(err(format!(
+                    "invalid mount path: '{source}' mount path must be absolute"
+                )));
+            }
+            let create = opt_bool("CreateMountpoint");
+            if !Path::new(source).exists() {
+                if !create {
+                    return Err(err(format!("bind source path does not exist: {source}")));
+                }
+                if create_missing {
+                    create_bind_source(source)?;
+                }
+            }
+            let (ro_nr, ro_fr) = (
+                opt_bool("ReadOnlyNonRecursive"),
+                opt_bool("ReadOnlyForceRecursive"),
+            );
+            if !read_only && ro_nr {
+                return Err(SpecError::invalid(
+                    "mount options conflict: !ReadOnly && BindOptions.ReadOnlyNonRecursive",
+                ));
+            }
+            if !read_only && ro_fr {
+                return Err(SpecError::invalid(
+                    "mount options conflict: !ReadOnly && BindOptions.ReadOnlyForceRecursive",
+                ));
+            }
+            if ro_nr && ro_fr {
+                return Err(SpecError::invalid(
+                    "mount options conflict: ReadOnlyNonRecursive && BindOptions.ReadOnlyForceRecursive",
+                ));
+            }
+            Ok(UserMount::Bind {
+                destination: clean_path(target),
+                source: clean_path(source),
+                writable: !read_only,
+                propagation: if propagation.is_empty() {
+                    "rprivate"
+                } else {
+                    propagation
+                }
+                .to_string(),
+                non_recursive: opt_bool("NonRecursive"),
+                ro_non_recursive: ro_nr,
+                ro_force_recursive: ro_fr,
+            })
+        }
+        "tmpfs" => {
+            if !source.is_empty() {
+                return Err(err("field Source must not be specified".into()));
+            }
+            let data =
+                convert_tmpfs_options(get(m, "TmpfsOptions").and_then(Value::as_object), read_only)
+                    .map_err(err)?;
+            Ok(UserMount::Tmpfs {
+                destination: clean_path(target),
+                data,
+            })
+        }
+        "volume" | "image" => Err(SpecError::NotSupported(format!(
+            "mounts of type {typ:?} are not supported (target {target})"
+        ))),
+        _ => Err(err("mount type unknown".into())),
+    }
+}
+
+fn depth(dest: &str) -> usize {
+    clean_path(dest).matches('/').count()
+}
+
+fn sort_by_depth(m: &mut [UserMount]) {
+    m.sort_by_key(|x| depth(x.destination()));
+}
+
+/// Everything `withMounts` needs beyond the HostConfig.
+pub(crate) struct MountContext<'a> {
+    pub host: &'a HostInfo,
+    pub privileged: bool,
+    pub readonly_rootfs: bool,
+    pub writable_cgroups: bool,
+    pub ipc_none: bool,
+    pub shm_size: i64,
+    pub shm_path: Option<&'a Path>,
+    pub init_binary: Option<&'a Path>,
+    pub etc: &'a super::EtcFiles,
+}
+
+/// The final mount list and the rootfs propagation it needs (if any).
+pub(crate) fn build_mounts(
+    hc: &Map<String, Value>,
+    ctx: &MountContext,
+) -> Result<(Vec<Mount>, Option<String>), SpecError> {
+    let mut user = Vec::new();
+    let mut users = user_mounts(hc, true)?;
+    let user_dest = |users: &[UserMount], d: &str| users.iter().any(|m| m.destination() == d);
+
+    // IPC: a shareable/joined /dev/shm comes first (Docker's setupContainerDirs)
+    if let Some(shm) = ctx.shm_path
+        && !ctx.ipc_none
+        && !user_dest(&users, "/dev/shm")
+    {
+        user.push(UserMount::Bind {
+            destination: "/dev/shm".into(),
+            source: shm.to_string_lossy().into_owned(),
+            writable: true,
+            propagation: "rprivate".into(),
+            non_recursive: false,
+            ro_non_recursive: false,
+            ro_force_recursive: false,
+        });
+    }
+    user.append(&mut users);
+    // network files, unless the user mounted something there
+    for (dest, path) in [
+        ("/etc/resolv.conf", &ctx.etc.resolv_conf),
+        ("/etc/hostname", &ctx.etc.hostname),
+        ("/etc/hosts", &ctx.etc.hosts),
+    ] {
+        if path.as_os_str().is_empty() || !path.exists() || user_dest(&user, dest) {
+            continue;
+        }
+        user.push(UserMount::Bind {
+            destination: dest.into(),
+            source: path.to_string_lossy().into_owned(),
+            writable: !ctx.readonly_rootfs,
+            propagation: "rprivate".into(),
+            non_recursive: false,
+            ro_non_recursive: false,
+            ro_force_recursive: false,
+        });
+    }
+    sort_by_depth(&mut user);
+
+    let user_dests: HashSet<&str> = user.iter().map(|m| m.destination()).collect();
+    let mount_dev = user_dests.contains("/dev");
+
+    let mut defaults = default_mounts();
+    if let Some(init) = ctx.init_binary {
+        defaults.push(Mount::new(
+            "/sbin/docker-init",
+            "bind",
+            &init.to_string_lossy(),
+            &["bind", "ro"],
+        ));
+    }
+    let mut out: Vec<Mount> = Vec::new();
+    for mut m in defaults {
+        if user_dests.contains(m.destination.as_str()) {
+            continue;
+        }
+        if mount_dev && m.destination.starts_with("/dev/") {
+            continue;
+        }
+        if m.destination == "/dev/shm" {
+            if ctx.ipc_none {
+                continue;
+            }
+            m.options.push(format!("size={}", ctx.shm_size));
+        }
+        out.push(m);
+    }
+
+    let mut rootfs_propagation: Option<String> = None;
+    for m in &user {
+        match m {
+            UserMount::Tmpfs { destination, data } => {
+                let mut options: Vec<String> = ["noexec", "nosuid", "nodev", "rprivate"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                if !data.is_empty() {
+                    options.extend(data.split(',').map(str::to_string));
+                }
+                out.push(Mount {
+                    destination: destination.clone(),
+                    typ: "tmpfs".into(),
+                    source: "tmpfs".into(),
+                    options: merge_tmpfs_options(&options)?,
+                });
+            }
+            UserMount::Bind {
+                destination,
+                source,
+                writable,
+                propagation,
+                non_recursive,
+                ro_non_recursive,
+                ro_force_recursive,
+            } => {
+                match propagation.as_str() {
+                    "shared" | "rshared" => {
+                        ensure_propagation(source, true)?;
+                        if !matches!(rootfs_propagation.as_deref(), Some("shared" | "rshared")) {
+                            rootfs_propagation = Some("shared".into());
+                        }
+                    }
+                    "slave" | "rslave" => {
+                        ensure_propagation(source, false)?;
+                        if rootfs_propagation.is_none() {
+                            rootfs_propagation = Some("rslave".into());
+                        }
+                    }
+                    _ => {}
+                }
+                let mut options = vec![if *non_recursive { "bind" } else { "rbind" }.to_string()];
+                if !writable {
+                    let mut rro = !ro_non_recursive;
+                    if !ctx.host.supports_rro() {
+                        if *ro_force_recursive {
+                            return Err(SpecError::invalid(
+                                "recursive read-only mounts need Linux 5.12 or later",
+                            ));
+                        }
+                        rro = false;
+                    }
+                    options.push(if rro { "rro" } else { "ro" }.into());
+                }
+                options.push(propagation.clone());
+                out.push(Mount {
+                    destination: destination.clone(),
+                    typ: "bind".into(),
+                    source: source.clone(),
+                    options,
+                });
+            }
+        }
+    }
+
+    if ctx.readonly_rootfs {
+        for m in out.iter_mut() {
+            if matches!(
+                m.destination.as_str(),
+                "/proc" | "/dev/pts" | "/dev/shm" | "/dev/mqueue" | "/dev"
+            ) || user_dests.contains(m.destination.as_str())
+            {
+                continue;
+            }
+            if !m.options.iter().any(|o| o == "ro") {
+                m.options.push("ro".into());
+            }
+        }
+    }
+    if ctx.privileged {
+        for m in out.iter_mut().filter(|m| m.destination == "/sys") {
+            m.clear_ro();
+        }
+    }
+    if ctx.writable_cgroups {
+        for m in out.iter_mut().filter(|m| m.typ == "cgroup") {
+            m.clear_ro();
+        }
+    }
+    Ok((out, rootfs_propagation))
+}
+
+/// Docker's ensureShared / ensureSharedOrSlave: the mount holding `path` must propagate.
+fn ensure_propagation(path: &str, shared_only: bool) -> Result<(), SpecError> {
+    let real =
+        std::fs::canonicalize(path).map_err(|e| SpecError::system(format!("lstat {path}: {e}")))?;
+    let real = real.to_string_lossy().into_owned();
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| SpecError::system(format!("reading mountinfo: {e}")))?;
+    let mut best: Option<(String, String)> = None;
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() < 7 {
+            continue;
+        }
+        let mp = unescape_mountinfo(f[4]);
+        let inside = real == mp || mp == "/" || real.starts_with(&format!("{mp}/"));
+        if !inside {
+            continue;
+        }
+        let optional: Vec<&str> = f[6..].iter().take_while(|x| **x != "-").copied().collect();
+        if best.as_ref().is_none_or(|(b, _)| mp.len() >= b.len()) {
+            best = Some((mp, optional.join(" ")));
+        }
+    }
+    let Some((mp, optional)) = best else {
+        return Err(SpecError::system(format!(
+            "Can't find mount point of {path}"
+        )));
+    };
+    let ok = optional
+        .split(' ')
+        .any(|o| o.starts_with("shared:") || (!shared_only && o.starts_with("master:")));
+    if ok {
+        Ok(())
+    } else if shared_only {
+        Err(SpecError::system(format!(
+            "path {path} is mounted on {mp} but it is not a shared mount"
+        )))
+    } else {
+        Err(SpecError::system(format!(
+            "path {path} is mounted on {mp} but it is not a shared or slave mount"
+        )))
+    }
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::EtcFiles;
+    use serde_json::json;
+
+    fn host() -> HostInfo {
+        HostInfo {
+            kernel: (6, 1),
+            cgroup_v2: false,
+            bounding_caps: vec![],
+            ncpu: 2,
+            extra_masked_paths: vec![],
+        }
+    }
+
+    fn hc(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn ctx<'a>(host: &'a HostInfo, etc: &'a EtcFiles) -> MountContext<'a> {
+        MountContext {
+            host,
+            privileged: false,
+            readonly_rootfs: false,
+            writable_cgroups: false,
+            ipc_none: false,
+            shm_size: 64 << 20,
+            shm_path: None,
+            init_binary: None,
+            etc,
+        }
+    }
+
+    #[test]
+    fn binds_parse() {
+        let b = parse_bind("/a/:/b/c:ro,rshared").unwrap();
+        assert_eq!(
+            b,
+            BindSpec {
+                source: "/a".into(),
+                destination: "/b/c".into(),
+                read_only: true,
+                propagation: "rshared".into(),
+                mode: "ro,rshared".into()
+            }
+        );
+        let b = parse_bind("/a:/b").unwrap();
+        assert!(!b.read_only);
+        assert_eq!(b.propagation, "rprivate");
+        for ok in [
+            "/a:/b:rw",
+            "/a:/b:z",
+            "/a:/b:Z,ro",
+            "/a:/b:slave",
+            "/a:/b:cached",
+            "/a:/b:private,rw",
+        ] {
+            assert!(parse_bind(ok).is_ok(), "{ok}");
+        }
+        let e = |s: &str| parse_bind(s).unwrap_err().to_string();
+        assert_eq!(e(":/b"), "invalid volume specification: ':/b'");
+        assert_eq!(e("/a:ro"), "invalid volume specification: '/a:ro'");
+        assert_eq!(
+            e("/a:/b:ro:x"),
+            "invalid volume specification: '/a:/b:ro:x'"
+        );
+        assert_eq!(e("/a:/b:rx"), "invalid mode: rx");
+        assert_eq!(e("/a:/b:ro,rw"), "invalid mode: ro,rw");
+        assert_eq!(
+            e("/a:/"),
+            "invalid volume specification: '/a:/': invalid mount config for type \"bind\": invalid specification: destination can't be '/'"
+        );
+        assert_eq!(
+            e("/a:b"),
+            "invalid volume specification: '/a:b': invalid mount config for type \"bind\": invalid mount path: 'b' mount path must be absolute"
+        );
+        assert_eq!(
+            e("/a:/b:nocopy"),
+            "invalid volume specification: '/a:/b:nocopy': invalid mount config for type \"bind\": field VolumeOptions must not be specified"
+        );
+        assert!(parse_bind("/a:/b:x").unwrap_err().is_user_error());
+        assert!(parse_bind("vol:/b").unwrap_err().is_not_supported());
+        assert!(parse_bind("/b").unwrap_err().is_not_supported());
+    }
+
+    #[test]
+    fn tmpfs_options() {
+        let o = hc(json!({"SizeBytes": 65536 * 1024, "Mode": 0o1777, "Options": [["exec"]]}));
+        assert_eq!(
+            convert_tmpfs_options(Some(&o), true).unwrap(),
+            "ro,mode=1777,size=64m,exec"
+        );
+        let o = hc(json!({"SizeBytes": 1000}));
+        assert_eq!(convert_tmpfs_options(Some(&o), false).unwrap(), "size=1000");
+        let o = hc(json!({"SizeBytes": 3i64 << 30}));
+        assert_eq!(convert_tmpfs_options(Some(&o), false).unwrap(), "size=3g");
+        let o = hc(json!({"Options": [["uid", "1"]]}));
+        assert_eq!(
+            convert_tmpfs_options(Some(&o), false).unwrap_err(),
+            "invalid option: uid"
+        );
+        let merged = merge_tmpfs_options(
+            &[
+                "noexec",
+                "nosuid",
+                "nodev",
+                "rprivate",
+                "rw",
+                "exec",
+                "size=65536k",
+                "size=1m",
+            ]
+            .map(String::from),
+        )
+        .unwrap();
+        assert_eq!(
+            merged,
+            ["nosuid", "nodev", "rprivate", "rw", "exec", "size=1m"]
+        );
+        assert_eq!(
+            merge_tmpfs_options(&["bogus".to_string()])
+                .unwrap_err()
+                .to_string(),
+            "invalid tmpfs option \"bogus\""
+        );
+    }
+
+    #[test]
+    fn defaults_and_order() {
+        let h = host();
+        let d = tempfile::tempdir().unwrap();
+        let hosts = d.path().join("hosts");
+        std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+        let etc = EtcFiles {
+            hosts: hosts.clone(),
+            ..Default::default()
+        };
+        let src = d.path().to_string_lossy().into_owned();
+        let host_config = hc(json!({
+            "Binds": [format!("{src}:/a/b/c:ro"), format!("{src}:/a")],
+            "Tmpfs": {"/run": "rw,noexec,size=65536k"},
+            "Mounts": [{"Type": "tmpfs", "Target": "/x/y", "TmpfsOptions": {"SizeBytes": 1048576}}]
+        }));
+        let (m, prop) = build_mounts(&host_config, &ctx(&h, &etc)).unwrap();
+        assert!(prop.is_none());
+        let dests: Vec<&str> = m.iter().map(|m| m.destination.as_str()).collect();
+        assert_eq!(
+            dests,
+            [
+                "/proc",
+                "/dev",
+                "/dev/pts",
+                "/sys",
+                "/sys/fs/cgroup",
+                "/dev/mqueue",
+                "/dev/shm",
+                "/run",
+                "/a",
+                "/x/y",
+                "/etc/hosts",
+                "/a/b/c"
+            ]
+        );
+        let shm = &m[6];
+        assert_eq!(shm.options.last().unwrap(), "size=67108864");
+        assert_eq!(
+            m[7].options,
+            ["nosuid", "nodev", "rprivate", "rw", "noexec", "size=65536k"]
+        );
+        assert_eq!(m[8].options, ["rbind", "rprivate"]);
+        assert_eq!(
+            m[9].options,
+            ["noexec", "nosuid", "nodev", "rprivate", "size=1m"]
+        );
+        assert_eq!(m[10].source, hosts.to_string_lossy());
+        assert_eq!(m[10].options, ["rbind", "rprivate"]);
+        assert_eq!(m[11].options, ["rbind", "rro", "rprivate"]);
+    }
+
+    #[test]
+    fn user_mounts_replace_defaults() {
+        let h = host();
+        let etc = EtcFiles::default();
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().to_string_lossy().into_owned();
+        let host_config = hc(json!({
+            "Binds": [format!("{src}:/dev")],
+            "Tmpfs": {"/sys/fs/cgroup": ""}
+        }));
+        let (m, _) = build_mounts(&host_config, &ctx(&h, &etc)).unwrap();
+        let dests: Vec<&str> = m.iter().map(|m| m.destination.as_str()).collect();
+        assert_eq!(dests, ["/proc", "/sys", "/dev", "/sys/fs/cgroup"]);
+        assert_eq!(m[3].typ, "tmpfs");
+        assert_eq!(m[2].typ, "bind");
+    }
+
+    #[test]
+    fn shm_variants_readonly_and_privileged() {
+        let h = host();
+        let etc = EtcFiles::default();
+        let empty = Map::new();
+        let mut c = ctx(&h, &etc);
+        c.ipc_none = true;
+        let (m, _) = build_mounts(&empty, &c).unwrap();
+        assert!(!m.iter().any(|m| m.destination == "/dev/shm"));
+
+        let shm = tempfile::tempdir().unwrap();
+        let mut c = ctx(&h, &etc);
+        c.shm_path = Some(shm.path());
+        c.readonly_rootfs = true;
+        c.privileged = true;
+        let init = Path::new("/usr/bin/tini");
+        c.init_binary = Some(init);
+        let (m, _) = build_mounts(&empty, &c).unwrap();
+        let shm_m = m.iter().find(|m| m.destination == "/dev/shm").unwrap();
+        assert_eq!(shm_m.typ, "bind");
+        assert_eq!(shm_m.options, ["rbind", "rprivate"]);
+        let sys = m.iter().find(|m| m.destination == "/sys").unwrap();
+        assert!(!sys.options.contains(&"ro".to_string()));
+        let cg = m
+            .iter()
+            .find(|m| m.destination == "/sys/fs/cgroup")
+            .unwrap();
+        assert!(cg.options.contains(&"ro".to_string()));
+        let init_m = m
+            .iter()
+            .find(|m| m.destination == "/sbin/docker-init")
+            .unwrap();
+        assert_eq!(init_m.options, ["bind", "ro"]);
+        let proc_m = m.iter().find(|m| m.destination == "/proc").unwrap();
+        assert!(!proc_m.options.contains(&"ro".to_string()));
+    }
+
+    #[test]
+    fn mounts_api_errors() {
+        let h = host();
+        let etc = EtcFiles::default();
+        let e = |v: Value| build_mounts(&hc(v), &ctx(&h, &etc)).unwrap_err();
+        let err = e(
+            json!({"Mounts": [{"Type": "bind", "Source": "/nonexistent/berth-x", "Target": "/x"}]}),
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid mount config for type \"bind\": bind source path does not exist: /nonexistent/berth-x"
+        );
+        assert!(err.is_user_error());
+        let err = e(json!({"Mounts": [{"Type": "tmpfs", "Source": "x", "Target": "/x"}]}));
+        assert_eq!(
+            err.to_string(),
+            "invalid mount config for type \"tmpfs\": field Source must not be specified"
+        );
+        let err = e(
+            json!({"Mounts": [{"Type": "bind", "Source": "/tmp", "Target": "/x", "TmpfsOptions": {}}]}),
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid mount config for type \"bind\": field TmpfsOptions must not be specified"
+        );
+        let err = e(json!({"Mounts": [{"Type": "foo", "Target": "/x"}]}));
+        assert_eq!(
+            err.to_string(),
+            "invalid mount config for type \"foo\": mount type unknown"
+        );
+        assert!(
+            e(json!({"Mounts": [{"Type": "volume", "Source": "v", "Target": "/x"}]}))
+                .is_not_supported()
+        );
+        let err = e(
+            json!({"Binds": ["/tmp:/x"], "Mounts": [{"Type": "bind", "Source": "/tmp", "Target": "/x"}]}),
+        );
+        assert_eq!(err.to_string(), "Duplicate mount point: /x");
+        let err = e(json!({"Tmpfs": {"run": ""}}));
+        assert_eq!(
+            err.to_string(),
+            "invalid mount path: 'run' mount path must be absolute"
+        );
+        let err = e(json!({"Tmpfs": {"/run": "bogus"}}));
+        assert_eq!(err.to_string(), "invalid tmpfs option \"bogus\"");
+    }
+
+    #[test]
+    fn missing_bind_source_is_created() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("new/dir");
+        let h = host();
+        let etc = EtcFiles::default();
+        let host_config = hc(json!({"Binds": [format!("{}:/data", src.display())]}));
+        build_mounts(&host_config, &ctx(&h, &etc)).unwrap();
+        assert!(src.is_dir());
+        // Mounts with CreateMountpoint too
+        let src2 = d.path().join("other");
+        let host_config = hc(
+            json!({"Mounts": [{"Type": "bind", "Source": src2, "Target": "/o",
+            "BindOptions": {"CreateMountpoint": true, "NonRecursive": true}, "ReadOnly": true}]}),
+        );
+        let (m, _) = build_mounts(&host_config, &ctx(&h, &etc)).unwrap();
+        assert!(src2.is_dir());
+        assert_eq!(m.last().unwrap().options, ["bind", "rro", "rprivate"]);
+    }
+
+    #[test]
+    fn clean() {
+        assert_eq!(clean_path("/a/./b/../c/"), "/a/c");
+        assert_eq!(clean_path("/../a"), "/a");
+        assert_eq!(clean_path("//"), "/");
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+    }
+}

@@ -1,0 +1,807 @@
+//! Assembles `config.json` (Docker's `createSpec`).
+
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+use super::mounts::{MountContext, build_mounts, user_mounts};
+use super::resources::{devices, resources_json, rlimits, validate_resources};
+use super::{
+    HostInfo, NamespaceMode, SpecError, SpecInput, caps, get, get_bool, get_i64, get_str,
+    get_strings, seccomp, user,
+};
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const DEFAULT_SHM_SIZE: i64 = 64 * 1024 * 1024;
+const MAX_HOSTNAME_LEN: usize = 64;
+const INIT_PATH: &str = "/sbin/docker-init";
+
+const MASKED_PATHS: [&str; 12] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// The process environment Docker gives: PATH, HOSTNAME, TERM=xterm with a tty, then the
+/// config's Env replacing same-named entries (an entry without `=` removes the variable).
+pub fn process_env(config: &Map<String, Value>, hostname: &str) -> Vec<String> {
+    let mut env = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if get_bool(config, "Tty") {
+        env.push("TERM=xterm".into());
+    }
+    let overrides = get_strings(config, "Env").unwrap_or_default();
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    let mut out: Vec<Option<String>> = env.into_iter().map(Some).collect();
+    for value in overrides {
+        let pos = out
+            .iter()
+            .position(|e| e.as_deref().is_some_and(|e| key(e) == key(&value)));
+        match (value.contains('='), pos) {
+            (false, Some(i)) => out[i] = None,
+            (false, None) => {}
+            (true, Some(i)) => out[i] = Some(value),
+            (true, None) => out.push(Some(value)),
+        }
+    }
+    out.into_iter().flatten().collect()
+}
+
+/// Parsed `HostConfig.SecurityOpt` (Docker's parseSecurityOpt).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SecurityOpts {
+    pub no_new_privileges: bool,
+    pub writable_cgroups: Option<bool>,
+    pub seccomp: Option<String>,
+    pub apparmor: Option<String>,
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+pub(crate) fn parse_security_opts(hc: &Map<String, Value>) -> Result<SecurityOpts, SpecError> {
+    let mut s = SecurityOpts::default();
+    for opt in get_strings(hc, "SecurityOpt")? {
+        match opt.as_str() {
+            "no-new-privileges" => {
+                s.no_new_privileges = true;
+                continue;
+            }
+            "writable-cgroups" => {
+                s.writable_cgroups = Some(true);
+                continue;
+            }
+            "disable" => continue,
+            _ => {}
+        }
+        let kv = if opt.contains('=') {
+            opt.split_once('=')
+        } else {
+            opt.split_once(':')
+        };
+        let Some((k, v)) = kv else {
+            return Err(SpecError::invalid(format!(
+                "invalid --security-opt 1: {opt:?}"
+            )));
+        };
+        let bad2 = || SpecError::invalid(format!("invalid --security-opt 2: {opt:?}"));
+        match k {
+            "label" => {}
+            "apparmor" => s.apparmor = Some(v.to_string()),
+            "seccomp" => s.seccomp = Some(v.to_string()),
+            "no-new-privileges" => s.no_new_privileges = parse_bool(v).ok_or_else(bad2)?,
+            "writable-cgroups" => s.writable_cgroups = Some(parse_bool(v).ok_or_else(bad2)?),
+            _ => return Err(bad2()),
+        }
+    }
+    Ok(s)
+}
+
+fn valid_ns_mode(mode: &str, allow: &[&str], container: bool) -> bool {
+    allow.contains(&mode)
+        || (container
+            && mode
+                .strip_prefix("container:")
+                .is_some_and(|c| !c.is_empty()))
+}
+
+const NAMESPACED_SYSCTLS: [&str; 8] = [
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
+
+fn is_ipc_sysctl(k: &str) -> bool {
+    NAMESPACED_SYSCTLS.contains(&k) || k.starts_with("fs.mqueue.")
+}
+
+/// Create-time validation with dockerd's texts (`verifyContainerSettings`). Returns warnings.
+pub fn validate_host_config(
+    config: &Map<String, Value>,
+    hc: &Map<String, Value>,
+) -> Result<Vec<String>, SpecError> {
+    validate_with(config, hc, HostInfo::get())
+}
+
+pub(crate) fn validate_with(
+    config: &Map<String, Value>,
+    hc: &Map<String, Value>,
+    host: &HostInfo,
+) -> Result<Vec<String>, SpecError> {
+    let hostname = get_str(config, "Hostname");
+    if hostname.len() > MAX_HOSTNAME_LEN {
+        return Err(inv(format!(
+            "hostname {hostname:?} is too long (maximum {MAX_HOSTNAME_LEN} bytes)"
+        )));
+    }
+    let wd = get_str(config, "WorkingDir");
+    if !wd.is_empty() && !wd.starts_with('/') {
+        return Err(inv(format!(
+            "the working directory '{wd}' is invalid, it needs to be an absolute path"
+        )));
+    }
+    for e in get_strings(config, "Env")? {
+        if e.is_empty() || e.starts_with('=') {
+            return Err(inv(format!("invalid environment variable: {e}")));
+        }
+    }
+    user_mounts(hc, false)?;
+    caps::normalize_capabilities(&get_strings(hc, "CapAdd")?, host)
+        .map_err(|e| inv(format!("invalid CapAdd: {e}")))?;
+    caps::normalize_capabilities(&get_strings(hc, "CapDrop")?, host)
+        .map_err(|e| inv(format!("invalid CapDrop: {e}")))?;
+    let res = validate_resources(hc, host)?;
+    let mut warnings = res.warnings;
+
+    let ipc = get_str(hc, "IpcMode");
+    if !valid_ns_mode(ipc, &["", "none", "private", "shareable", "host"], true) {
+        return Err(inv(format!("invalid IPC mode: {ipc}")));
+    }
+    let pid = get_str(hc, "PidMode");
+    if !valid_ns_mode(pid, &["", "host"], true) {
+        return Err(inv(format!("invalid PID mode: {pid}")));
+    }
+    if get_i64(hc, "ShmSize")? < 0 {
+        return Err(inv("SHM size can not be less than 0"));
+    }
+    let uts = get_str(hc, "UTSMode");
+    if !valid_ns_mode(uts, &["", "host"], true) {
+        return Err(inv(format!("invalid UTS mode: {uts}")));
+    }
+    let oom = get_i64(hc, "OomScoreAdj")?;
+    if !(-1000..=1000).contains(&oom) {
+        return Err(inv(format!(
+            "Invalid value {oom}, range for oom score adj is [-1000, 1000]"
+        )));
+    }
+    let cgns = get_str(hc, "CgroupnsMode");
+    if !["", "private", "host"].contains(&cgns) {
+        return Err(inv(format!("invalid cgroup namespace mode: {cgns}")));
+    }
+    rlimits(hc)?;
+    let sec = parse_security_opts(hc)?;
+    if let Some(p) = sec.seccomp.as_deref()
+        && !matches!(p, "unconfined" | "builtin" | "")
+    {
+        seccomp::load_profile(p, &[], host)?;
+    }
+    if let Some(Value::Object(s)) = get(hc, "Sysctls") {
+        for (k, v) in s {
+            let v = v.as_str().unwrap_or("");
+            if !(NAMESPACED_SYSCTLS.contains(&k.as_str())
+                || k.starts_with("net.")
+                || k.starts_with("fs.mqueue."))
+            {
+                return Err(inv(format!("sysctl '{k}={v}' is not allowed")));
+            }
+        }
+    }
+    if get_bool(hc, "AutoRemove") {
+        let policy = get(hc, "RestartPolicy")
+            .and_then(Value::as_object)
+            .map(|p| get_str(p, "Name"))
+            .unwrap_or("");
+        if !policy.is_empty() && policy != "no" {
+            return Err(inv(
+                "can't create 'AutoRemove' container with restart policy",
+            ));
+        }
+    }
+    warnings.dedup();
+    Ok(warnings)
+}
+
+/// Build `config.json` for the running host.
+pub fn build_spec(input: &SpecInput) -> Result<Value, SpecError> {
+    build_spec_with(input, HostInfo::get())
+}
+
+/// Build `config.json` against explicit host facts.
+pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, SpecError> {
+    let config = input.config;
+    let hc = input.host_config;
+    validate_with(config, hc, host)?;
+
+    let privileged = get_bool(hc, "Privileged");
+    let readonly = get_bool(hc, "ReadonlyRootfs");
+    let sec = parse_security_opts(hc)?;
+    let ns = &input.namespaces;
+
+    // capabilities
+    let capabilities = caps::tweak_capabilities(
+        &get_strings(hc, "CapAdd")?,
+        &get_strings(hc, "CapDrop")?,
+        privileged,
+        host,
+    )?;
+
+    // user
+    let (uid, gid, additional) = user::resolve_user(
+        input.rootfs,
+        get_str(config, "User"),
+        &get_strings(hc, "GroupAdd")?,
+    )?;
+
+    // args
+    let mut args = get_strings(config, "Entrypoint")?;
+    args.extend(get_strings(config, "Cmd")?);
+    if args.is_empty() {
+        return Err(SpecError::invalid("No command specified"));
+    }
+    let init_requested = get(hc, "Init").and_then(Value::as_bool).unwrap_or(false);
+    let mut init_binary: Option<&Path> = None;
+    if init_requested && ns.pid == NamespaceMode::New {
+        let Some(bin) = input.init_binary else {
+            return Err(SpecError::system(
+                "exec: \"docker-init\": executable file not found in $PATH",
+            ));
+        };
+        init_binary = Some(bin);
+        let mut a = vec![INIT_PATH.to_string(), "--".to_string()];
+        a.extend(args);
+        args = a;
+    }
+
+    let hostname = get_str(config, "Hostname");
+    let cwd = match get_str(config, "WorkingDir") {
+        "" => "/".to_string(),
+        wd => super::mounts::clean_path(wd),
+    };
+    let tty = get_bool(config, "Tty");
+
+    // process
+    let mut process = Map::new();
+    process.insert("terminal".into(), json!(tty));
+    if tty && let Some(Value::Array(cs)) = get(hc, "ConsoleSize") {
+        let h = cs.first().and_then(Value::as_u64).unwrap_or(0);
+        let w = cs.get(1).and_then(Value::as_u64).unwrap_or(0);
+        if h > 0 || w > 0 {
+            process.insert("consoleSize".into(), json!({"height": h, "width": w}));
+        }
+    }
+    process.insert(
+        "user".into(),
+        json!({"uid": uid, "gid": gid, "additionalGids": additional}),
+    );
+    process.insert("args".into(), json!(args));
+    process.insert("env".into(), json!(process_env(config, hostname)));
+    process.insert("cwd".into(), json!(cwd));
+    process.insert(
+        "capabilities".into(),
+        json!({"bounding": capabilities, "effective": capabilities, "permitted": capabilities}),
+    );
+    let rl = rlimits(hc)?;
+    if !rl.is_empty() {
+        process.insert("rlimits".into(), Value::Array(rl));
+    }
+    if sec.no_new_privileges {
+        process.insert("noNewPrivileges".into(), json!(true));
+    }
+    process.insert("oomScoreAdj".into(), json!(get_i64(hc, "OomScoreAdj")?));
+
+    // mounts
+    let ipc_none = get_str(hc, "IpcMode") == "none";
+    let shm_size = match get_i64(hc, "ShmSize")? {
+        0 => DEFAULT_SHM_SIZE,
+        n => n,
+    };
+    let writable_cgroups = sec.writable_cgroups.unwrap_or(privileged);
+    let ctx = MountContext {
+        host,
+        privileged,
+        readonly_rootfs: readonly,
+        writable_cgroups,
+        ipc_none,
+        shm_size,
+        shm_path: input.shm_path,
+        init_binary,
+        etc: &input.etc,
+    };
+    let (mounts, rootfs_propagation) = build_mounts(hc, &ctx)?;
+
+    // linux
+    let mut linux = Map::new();
+    let mut sysctl = Map::new();
+    if ns.network == NamespaceMode::New {
+        if Path::new("/proc/sys/net/ipv4/ping_group_range").exists() {
+            sysctl.insert("net.ipv4.ping_group_range".into(), json!("0 2147483647"));
+        }
+        if Path::new("/proc/sys/net/ipv4/ip_unprivileged_port_start").exists() {
+            sysctl.insert("net.ipv4.ip_unprivileged_port_start".into(), json!("0"));
+        }
+    }
+    let domainname = get_str(config, "Domainname");
+    if !domainname.is_empty() && ns.uts == NamespaceMode::New {
+        sysctl.insert("kernel.domainname".into(), json!(domainname));
+    }
+    if let Some(Value::Object(user_sysctls)) = get(hc, "Sysctls") {
+        for (k, v) in user_sysctls {
+            if k.starts_with("net.") && ns.network == NamespaceMode::Host {
+                return Err(SpecError::invalid(format!(
+                    "sysctl {k:?} is not allowed in the host's network namespace"
+                )));
+            }
+            if is_ipc_sysctl(k) && ns.ipc == NamespaceMode::Host {
+                return Err(SpecError::invalid(format!(
+                    "sysctl {k:?} is not allowed in the host's IPC namespace"
+                )));
+            }
+            sysctl.insert(k.clone(), json!(v.as_str().unwrap_or("")));
+        }
+    }
+    if !sysctl.is_empty() {
+        linux.insert("sysctl".into(), Value::Object(sysctl));
+    }
+
+    let res = validate_resources(hc, host)?;
+    let mut resources = resources_json(hc, &res)?;
+    let (devs, rules) = devices(hc, privileged)?;
+    let mut with_devices = Map::new();
+    with_devices.insert("devices".into(), Value::Array(rules));
+    with_devices.append(&mut resources);
+    linux.insert("resources".into(), Value::Object(with_devices));
+    linux.insert("cgroupsPath".into(), json!(input.cgroups_path));
+
+    let mut namespaces = vec![json!({"type": "mount"})];
+    for (typ, mode) in [
+        ("network", &ns.network),
+        ("uts", &ns.uts),
+        ("pid", &ns.pid),
+        ("ipc", &ns.ipc),
+    ] {
+        match mode {
+            NamespaceMode::New => namespaces.push(json!({"type": typ})),
+            NamespaceMode::Host => {}
+            NamespaceMode::Path(p) => namespaces.push(json!({"type": typ, "path": p})),
+        }
+    }
+    let cgroupns = match get_str(hc, "CgroupnsMode") {
+        "private" => true,
+        "host" => false,
+        _ => host.cgroup_v2,
+    };
+    if cgroupns {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
+    linux.insert("namespaces".into(), Value::Array(namespaces));
+    linux.insert("devices".into(), Value::Array(devs));
+
+    // seccomp
+    let profile = sec.seccomp.as_deref().unwrap_or("");
+    let seccomp = match profile {
+        "unconfined" => None,
+        "" if privileged => None,
+        "" | "builtin" => seccomp::load_profile(seccomp::DEFAULT_PROFILE, &capabilities, host)?,
+        custom => seccomp::load_profile(custom, &capabilities, host)?,
+    };
+    if let Some(s) = seccomp {
+        linux.insert("seccomp".into(), s);
+    }
+    if let Some(p) = rootfs_propagation {
+        linux.insert("rootfsPropagation".into(), json!(p));
+    }
+
+    let mut masked: Vec<String> = Vec::new();
+    let mut ro_paths: Vec<String> = Vec::new();
+    if !privileged {
+        masked = MASKED_PATHS.iter().map(|s| s.to_string()).collect();
+        masked.extend(host.extra_masked_paths.iter().cloned());
+        ro_paths = READONLY_PATHS.iter().map(|s| s.to_string()).collect();
+    }
+    if let Some(v) = get(hc, "MaskedPaths") {
+        masked = get_strings(&Map::from_iter([("v".to_string(), v.clone())]), "v")?;
+    }
+    if let Some(v) = get(hc, "ReadonlyPaths") {
+        ro_paths = get_strings(&Map::from_iter([("v".to_string(), v.clone())]), "v")?;
+    }
+    if !masked.is_empty() {
+        linux.insert("maskedPaths".into(), json!(masked));
+    }
+    if !ro_paths.is_empty() {
+        linux.insert("readonlyPaths".into(), json!(ro_paths));
+    }
+
+    // the whole spec
+    let mut spec = Map::new();
+    spec.insert("ociVersion".into(), json!("1.0.2-dev"));
+    spec.insert("process".into(), Value::Object(process));
+    spec.insert(
+        "root".into(),
+        json!({"path": input.rootfs, "readonly": readonly}),
+    );
+    if ns.uts == NamespaceMode::New && !hostname.is_empty() {
+        spec.insert("hostname".into(), json!(hostname));
+    }
+    spec.insert(
+        "mounts".into(),
+        Value::Array(mounts.iter().map(|m| m.to_json()).collect()),
+    );
+    if let Some(Value::Object(a)) = get(hc, "Annotations")
+        && !a.is_empty()
+    {
+        spec.insert("annotations".into(), Value::Object(a.clone()));
+    }
+    spec.insert("linux".into(), Value::Object(linux));
+    let _ = input.id;
+    Ok(Value::Object(spec))
+}
+
+fn inv(msg: impl Into<String>) -> SpecError {
+    SpecError::Invalid(msg.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{EtcFiles, NamespaceModes};
+
+    fn host() -> HostInfo {
+        HostInfo {
+            kernel: (6, 1),
+            cgroup_v2: false,
+            bounding_caps: caps::caps_from_mask(0x1fffeffffff, 40),
+            ncpu: 2,
+            extra_masked_paths: vec![],
+        }
+    }
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+    fn rootfs() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(
+            d.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nu:x:1000:1000::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("etc/group"), "root:x:0:\nu:x:1000:\n").unwrap();
+        d
+    }
+    fn spec(config: Value, hc: Value) -> Result<Value, SpecError> {
+        spec_ns(config, hc, NamespaceModes::default())
+    }
+    fn spec_ns(config: Value, hc: Value, namespaces: NamespaceModes) -> Result<Value, SpecError> {
+        let r = rootfs();
+        let config = obj(config);
+        let hc = obj(hc);
+        let input = SpecInput {
+            id: "abc",
+            rootfs: r.path(),
+            config: &config,
+            host_config: &hc,
+            etc: EtcFiles::default(),
+            cgroups_path: "/berth/abc".into(),
+            namespaces,
+            init_binary: Some(Path::new("/usr/bin/tini")),
+            shm_path: None,
+        };
+        build_spec_with(&input, &host())
+    }
+
+    #[test]
+    fn env_merge() {
+        let c = obj(json!({"Tty": true, "Env": ["A=1", "PATH=/x", "HOSTNAME", "TERM=dumb", "B"]}));
+        assert_eq!(process_env(&c, "h"), ["PATH=/x", "TERM=dumb", "A=1"]);
+        let c = obj(json!({"Env": null}));
+        assert_eq!(
+            process_env(&c, "box"),
+            [format!("PATH={DEFAULT_PATH}"), "HOSTNAME=box".into()]
+        );
+    }
+
+    #[test]
+    fn security_opts() {
+        let s = parse_security_opts(&obj(json!({"SecurityOpt": ["no-new-privileges:true", "seccomp=unconfined", "label=disable"]}))).unwrap();
+        assert!(s.no_new_privileges);
+        assert_eq!(s.seccomp.as_deref(), Some("unconfined"));
+        let s = parse_security_opts(&obj(
+            json!({"SecurityOpt": ["no-new-privileges", "no-new-privileges=false"]}),
+        ))
+        .unwrap();
+        assert!(!s.no_new_privileges);
+        let s = parse_security_opts(&obj(
+            json!({"SecurityOpt": [r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW"}"#]}),
+        ))
+        .unwrap();
+        assert_eq!(
+            s.seccomp.as_deref(),
+            Some(r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#)
+        );
+        let e = parse_security_opts(&obj(json!({"SecurityOpt": ["bogus"]}))).unwrap_err();
+        assert_eq!(e.to_string(), "invalid --security-opt 1: \"bogus\"");
+        let e = parse_security_opts(&obj(json!({"SecurityOpt": ["foo=bar"]}))).unwrap_err();
+        assert_eq!(e.to_string(), "invalid --security-opt 2: \"foo=bar\"");
+    }
+
+    #[test]
+    fn default_spec() {
+        let s = spec(
+            json!({"Hostname": "box", "Domainname": "example.com", "Cmd": ["sh", "-c", "true"], "Entrypoint": null, "Env": ["X=1"]}),
+            json!({}),
+        )
+        .unwrap();
+        assert_eq!(s["ociVersion"], "1.0.2-dev");
+        assert_eq!(s["hostname"], "box");
+        let p = &s["process"];
+        assert_eq!(p["terminal"], false);
+        assert_eq!(p["args"], json!(["sh", "-c", "true"]));
+        assert_eq!(p["cwd"], "/");
+        assert_eq!(
+            p["user"],
+            json!({"uid": 0, "gid": 0, "additionalGids": [0]})
+        );
+        assert_eq!(p["capabilities"]["bounding"].as_array().unwrap().len(), 14);
+        assert!(p["capabilities"].get("inheritable").is_none());
+        assert!(p["capabilities"].get("ambient").is_none());
+        assert!(p.get("rlimits").is_none());
+        assert!(p.get("noNewPrivileges").is_none());
+        assert_eq!(p["oomScoreAdj"], 0);
+        assert!(p["env"].as_array().unwrap().contains(&json!("X=1")));
+        let l = &s["linux"];
+        assert_eq!(l["cgroupsPath"], "/berth/abc");
+        assert_eq!(
+            l["namespaces"],
+            json!([{"type": "mount"}, {"type": "network"}, {"type": "uts"}, {"type": "pid"}, {"type": "ipc"}])
+        );
+        assert_eq!(l["sysctl"]["kernel.domainname"], "example.com");
+        assert_eq!(l["maskedPaths"].as_array().unwrap().len(), 12);
+        assert_eq!(l["readonlyPaths"].as_array().unwrap().len(), 5);
+        assert_eq!(l["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(l["resources"]["devices"].as_array().unwrap().len(), 8);
+        assert_eq!(l["devices"], json!([]));
+        assert!(l.get("rootfsPropagation").is_none());
+        assert_eq!(s["mounts"].as_array().unwrap().len(), 7);
+    }
+
+    #[test]
+    fn init_tty_user_and_modes() {
+        let s = spec_ns(
+            json!({"Entrypoint": ["/ep"], "Cmd": ["a"], "Tty": true, "User": "u", "WorkingDir": "/w/../x", "Hostname": "h"}),
+            json!({"Init": true, "ConsoleSize": [24, 80], "GroupAdd": ["55"], "OomScoreAdj": 100,
+                   "SecurityOpt": ["no-new-privileges"], "Ulimits": [{"Name": "nofile", "Soft": 100, "Hard": 200}]}),
+            NamespaceModes {
+                network: NamespaceMode::Host,
+                ipc: NamespaceMode::Path("/proc/1/ns/ipc".into()),
+                pid: NamespaceMode::New,
+                uts: NamespaceMode::Host,
+            },
+        )
+        .unwrap();
+        let p = &s["process"];
+        assert_eq!(p["args"], json!(["/sbin/docker-init", "--", "/ep", "a"]));
+        assert_eq!(p["consoleSize"], json!({"height": 24, "width": 80}));
+        assert_eq!(
+            p["user"],
+            json!({"uid": 1000, "gid": 1000, "additionalGids": [1000, 55]})
+        );
+        assert_eq!(p["cwd"], "/x");
+        assert_eq!(p["noNewPrivileges"], true);
+        assert_eq!(p["oomScoreAdj"], 100);
+        assert_eq!(
+            p["rlimits"],
+            json!([{"type": "RLIMIT_NOFILE", "hard": 200, "soft": 100}])
+        );
+        assert!(p["env"].as_array().unwrap().contains(&json!("TERM=xterm")));
+        assert!(s.get("hostname").is_none());
+        assert_eq!(
+            s["linux"]["namespaces"],
+            json!([{"type": "mount"}, {"type": "pid"}, {"type": "ipc", "path": "/proc/1/ns/ipc"}])
+        );
+        assert!(s["linux"].get("sysctl").is_none());
+        let init = s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == INIT_PATH)
+            .unwrap();
+        assert_eq!(init["source"], "/usr/bin/tini");
+
+        // Init with a shared pid namespace: no init (Docker only adds it with a private one)
+        let s = spec_ns(
+            json!({"Cmd": ["a"]}),
+            json!({"Init": true}),
+            NamespaceModes {
+                pid: NamespaceMode::Host,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s["process"]["args"], json!(["a"]));
+    }
+
+    #[test]
+    fn privileged() {
+        let s = spec(json!({"Cmd": ["a"]}), json!({"Privileged": true})).unwrap();
+        assert_eq!(
+            s["process"]["capabilities"]["bounding"]
+                .as_array()
+                .unwrap()
+                .len(),
+            40
+        );
+        let l = &s["linux"];
+        assert!(l.get("seccomp").is_none());
+        assert!(l.get("maskedPaths").is_none());
+        assert!(l.get("readonlyPaths").is_none());
+        assert_eq!(
+            l["resources"]["devices"],
+            json!([{"allow": true, "access": "rwm"}])
+        );
+        assert!(!l["devices"].as_array().unwrap().is_empty());
+        let sys = s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/sys")
+            .unwrap();
+        assert!(!sys["options"].as_array().unwrap().contains(&json!("ro")));
+    }
+
+    #[test]
+    fn seccomp_choices() {
+        let s = spec(
+            json!({"Cmd": ["a"]}),
+            json!({"SecurityOpt": ["seccomp=unconfined"]}),
+        )
+        .unwrap();
+        assert!(s["linux"].get("seccomp").is_none());
+        let s = spec(
+            json!({"Cmd": ["a"]}),
+            json!({"SecurityOpt": [r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#]}),
+        )
+        .unwrap();
+        assert_eq!(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
+        // conditional rules follow the final capability set
+        let names = |s: &Value| -> Vec<String> {
+            s["linux"]["seccomp"]["syscalls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| {
+                    r["names"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|n| n.as_str().unwrap().to_string())
+                })
+                .collect()
+        };
+        let plain = spec(json!({"Cmd": ["a"]}), json!({})).unwrap();
+        let admin = spec(json!({"Cmd": ["a"]}), json!({"CapAdd": ["SYS_ADMIN"]})).unwrap();
+        assert!(!names(&plain).contains(&"mount".to_string()));
+        assert!(names(&admin).contains(&"mount".to_string()));
+        let nochroot = spec(json!({"Cmd": ["a"]}), json!({"CapDrop": ["SYS_CHROOT"]})).unwrap();
+        assert!(names(&plain).contains(&"chroot".to_string()));
+        assert!(!names(&nochroot).contains(&"chroot".to_string()));
+    }
+
+    #[test]
+    fn errors() {
+        let e = |c: Value, h: Value| spec(c, h).unwrap_err();
+        assert_eq!(e(json!({}), json!({})).to_string(), "No command specified");
+        let err = e(json!({"Cmd": ["a"]}), json!({"CapAdd": ["FOO"]}));
+        assert_eq!(
+            err.to_string(),
+            "invalid CapAdd: unknown capability: \"CAP_FOO\""
+        );
+        assert!(err.is_user_error());
+        assert_eq!(
+            e(json!({"Cmd": ["a"], "User": "nobody"}), json!({})).to_string(),
+            "unable to find user nobody: no matching entries in passwd file"
+        );
+        assert_eq!(
+            e(json!({"Cmd": ["a"]}), json!({"Memory": 1})).to_string(),
+            "Minimum memory limit allowed is 6MB"
+        );
+        assert_eq!(
+            e(
+                json!({"Cmd": ["a"]}),
+                json!({"Sysctls": {"kernel.hostname": "x"}})
+            )
+            .to_string(),
+            "sysctl 'kernel.hostname=x' is not allowed"
+        );
+        assert_eq!(
+            e(json!({"Cmd": ["a"]}), json!({"IpcMode": "bogus"})).to_string(),
+            "invalid IPC mode: bogus"
+        );
+        assert_eq!(
+            e(json!({"Cmd": ["a"]}), json!({"OomScoreAdj": 2000})).to_string(),
+            "Invalid value 2000, range for oom score adj is [-1000, 1000]"
+        );
+        assert_eq!(
+            e(json!({"Cmd": ["a"], "WorkingDir": "rel"}), json!({})).to_string(),
+            "the working directory 'rel' is invalid, it needs to be an absolute path"
+        );
+        assert_eq!(
+            e(json!({"Cmd": ["a"]}), json!({"ShmSize": -1})).to_string(),
+            "SHM size can not be less than 0"
+        );
+        let err = spec_ns(
+            json!({"Cmd": ["a"]}),
+            json!({"Sysctls": {"net.core.somaxconn": "1"}}),
+            NamespaceModes {
+                network: NamespaceMode::Host,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("host's network namespace"));
+    }
+
+    #[test]
+    fn sysctls_and_paths_override() {
+        let s = spec(
+            json!({"Cmd": ["a"]}),
+            json!({"Sysctls": {"net.core.somaxconn": "1024"}, "MaskedPaths": ["/proc/x"], "ReadonlyPaths": [],
+                   "Annotations": {"a": "b"}, "ShmSize": 1048576, "ReadonlyRootfs": true}),
+        )
+        .unwrap();
+        assert_eq!(s["linux"]["sysctl"]["net.core.somaxconn"], "1024");
+        assert_eq!(s["linux"]["maskedPaths"], json!(["/proc/x"]));
+        assert!(s["linux"].get("readonlyPaths").is_none());
+        assert_eq!(s["annotations"], json!({"a": "b"}));
+        assert_eq!(s["root"]["readonly"], true);
+        let shm = s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/dev/shm")
+            .unwrap();
+        assert!(
+            shm["options"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("size=1048576"))
+        );
+    }
+}
