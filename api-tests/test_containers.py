@@ -214,3 +214,17 @@ def test_start_of_missing_command_fails_with_127(engine):
     assert rc == 127, err
     assert "executable file not found" in err
     engine.docker("rm", n, check=False)
+
+
+def test_idle_exit_after_run_detached(engine_factory, busybox_tar):
+    """`docker run -d` leaves a wait behind; berth serve must still exit when idle."""
+    from conftest import import_busybox
+
+    eng = engine_factory("listen", idle_timeout=1)
+    import_busybox(eng, busybox_tar)
+    n = name("idler")
+    eng.docker("run", "-d", "--name", n, "busybox", "sleep", "300")
+    assert wait_until(lambda: not serve_pids(eng.data_root), 10), serve_pids(eng.data_root)
+    # The container kept running without any berth serve.
+    assert inspect(eng, n)["State"]["Running"]
+    eng.docker("rm", "-f", n)

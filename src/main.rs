@@ -96,13 +96,16 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            rt.block_on(serve::run(
+            let served = rt.block_on(serve::run(
                 engine,
                 ServeOptions {
                     source,
                     idle_timeout: Duration::from_secs(idle_timeout),
                 },
-            ))?;
+            ));
+            // Blocking work still running (a wait whose client left) must not keep us alive.
+            rt.shutdown_background();
+            served?;
             Ok(())
         }
         Command::Internal {

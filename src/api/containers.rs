@@ -115,9 +115,21 @@ pub async fn wait(ctx: &Ctx, id: String, q: &Query) -> ApiResult {
     }
     let engine = ctx.engine.clone();
     let (tx, rx) = mpsc::channel::<Bytes>(1);
+    let gone = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (tx, gone) = (tx.clone(), gone.clone());
+        tokio::spawn(async move {
+            tx.closed().await;
+            gone.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
     tokio::spawn(async move {
-        let result =
-            tokio::task::spawn_blocking(move || lifecycle::wait(&engine, &id, &condition)).await;
+        let result = tokio::task::spawn_blocking(move || {
+            lifecycle::wait(&engine, &id, &condition, &|| {
+                gone.load(std::sync::atomic::Ordering::Relaxed)
+            })
+        })
+        .await;
         let body = match result {
             Ok(Ok((code, _))) => json!({"StatusCode": code, "Error": null}),
             Ok(Err(e)) => json!({"StatusCode": -1, "Error": {"Message": e.message}}),
@@ -148,6 +160,7 @@ pub async fn logs(ctx: &Ctx, id: String, q: &Query) -> ApiResult {
         tail: q.get("tail").and_then(|t| t.parse::<usize>().ok()),
         timestamps: q.bool("timestamps", false),
         follow: q.bool("follow", false),
+        gone: None,
     };
     let src = {
         let engine = ctx.engine.clone();
@@ -161,6 +174,16 @@ pub async fn logs(ctx: &Ctx, id: String, q: &Query) -> ApiResult {
     };
     let engine = ctx.engine.clone();
     let (tx, rx) = mpsc::channel::<Bytes>(16);
+    let gone = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (tx, gone) = (tx.clone(), gone.clone());
+        tokio::spawn(async move {
+            tx.closed().await;
+            gone.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+    let mut opts = opts;
+    opts.gone = Some(gone);
     tokio::task::spawn_blocking(move || {
         let mut out = ChannelWriter::new(tx);
         let tty = src.tty;

@@ -245,8 +245,14 @@ pub fn stop(
     Ok(true)
 }
 
-/// `POST /containers/{id}/wait?condition=`: blocks; returns (exit code, error text).
-pub fn wait(engine: &Engine, name: &str, condition: &str) -> Result<(i64, String)> {
+/// `POST /containers/{id}/wait?condition=`: blocks until the condition is met or `gone()` says
+/// the client left; returns (exit code, error text).
+pub fn wait(
+    engine: &Engine,
+    name: &str,
+    condition: &str,
+    gone: &dyn Fn() -> bool,
+) -> Result<(i64, String)> {
     let row = engine.store()?.read(|tx| resolve(tx, name))?;
     let start = state_of(engine, &row);
     match condition {
@@ -267,6 +273,9 @@ pub fn wait(engine: &Engine, name: &str, condition: &str) -> Result<(i64, String
     let mut last = start;
     loop {
         std::thread::sleep(Duration::from_millis(25));
+        if gone() {
+            return Err(EngineError::internal("the client went away"));
+        }
         let found = engine
             .store()?
             .read(|tx| Ok::<_, EngineError>(crate::store::containers::get(tx, &row.id)?))?;

@@ -26,6 +26,8 @@ pub struct LogOptions {
     pub tail: Option<usize>,
     pub timestamps: bool,
     pub follow: bool,
+    /// Set when the client has left, so a quiet follow ends too.
+    pub gone: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// One log entry: stream (1 stdout, 2 stderr), time, text.
@@ -192,6 +194,13 @@ fn follow(
     let mut cur = open_at_end(&src.path);
     let mut partial: Vec<u8> = Vec::new();
     loop {
+        if opts
+            .gone
+            .as_ref()
+            .is_some_and(|g| g.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Ok(());
+        }
         let alive = running(engine, &src.id);
         if let Some((reader, ino)) = cur.as_mut() {
             loop {
