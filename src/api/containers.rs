@@ -115,19 +115,11 @@ pub async fn wait(ctx: &Ctx, id: String, q: &Query) -> ApiResult {
     }
     let engine = ctx.engine.clone();
     let (tx, rx) = mpsc::channel::<Bytes>(1);
-    let gone = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let (tx, gone) = (tx.clone(), gone.clone());
-        tokio::spawn(async move {
-            tx.closed().await;
-            gone.store(true, std::sync::atomic::Ordering::Relaxed);
-        });
-    }
+    // Dropped with the blocking task, so it never holds the stream open.
+    let probe = tx.clone();
     tokio::spawn(async move {
         let result = tokio::task::spawn_blocking(move || {
-            lifecycle::wait(&engine, &id, &condition, &|| {
-                gone.load(std::sync::atomic::Ordering::Relaxed)
-            })
+            lifecycle::wait(&engine, &id, &condition, &|| probe.is_closed())
         })
         .await;
         let body = match result {
@@ -174,16 +166,10 @@ pub async fn logs(ctx: &Ctx, id: String, q: &Query) -> ApiResult {
     };
     let engine = ctx.engine.clone();
     let (tx, rx) = mpsc::channel::<Bytes>(16);
-    let gone = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let (tx, gone) = (tx.clone(), gone.clone());
-        tokio::spawn(async move {
-            tx.closed().await;
-            gone.store(true, std::sync::atomic::Ordering::Relaxed);
-        });
-    }
+    // A second sender only to look at; it goes with the task, so the stream still ends.
+    let probe = tx.clone();
     let mut opts = opts;
-    opts.gone = Some(gone);
+    opts.gone = Some(std::sync::Arc::new(move || probe.is_closed()));
     tokio::task::spawn_blocking(move || {
         let mut out = ChannelWriter::new(tx);
         let tty = src.tty;

@@ -2,8 +2,10 @@
 //! `engine`; handlers decode the request, call the engine off the async thread and encode.
 
 pub mod attach;
+pub mod container_ops;
 pub mod containers;
 pub mod events;
+pub mod exec;
 pub mod images;
 pub mod json_body;
 pub mod params;
@@ -147,6 +149,15 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> ApiResult {
         H::ContainerLogs => containers::logs(&ctx, param, &q).await,
         H::ContainerStart => containers::start(&ctx, param).await,
         H::ContainerRestart => containers::restart(&ctx, param, &q).await,
+        H::ContainerTop => container_ops::top(&ctx, param, &q).await,
+        H::ContainerStats => container_ops::stats(&ctx, param, &q).await,
+        H::ContainerPause => container_ops::pause(&ctx, param).await,
+        H::ContainerUnpause => container_ops::unpause(&ctx, param).await,
+        H::ContainerUpdate => container_ops::update(&ctx, param, req).await,
+        H::ExecCreate => exec::create(&ctx, param, req).await,
+        H::ExecStart => exec::start(&ctx, param, req).await,
+        H::ExecResize => exec::resize(&ctx, param, &q).await,
+        H::ExecInspect => exec::inspect(&ctx, param).await,
         H::ContainerAttach => attach::attach(&ctx, param, &q, req).await,
         H::ContainerResize => attach::resize(&ctx, param, &q).await,
         H::ImageList => images::list(&ctx, &q).await,

@@ -2,6 +2,7 @@
 //! `httputils.BoolValue`, integer parameters and the `filters` JSON (moby
 //! `api/types/filters`), with Docker's error texts. Every error here is a client error (400).
 
+use crate::util::go_quote;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -34,31 +35,6 @@ fn invalid_filter_text(filter: &Option<String>, values: &Option<Vec<String>>) ->
         msg.push('\'');
     }
     msg
-}
-
-/// Go `strconv.Quote`, enough for error messages.
-fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Docker's `httputils.BoolValue`: trimmed, lower-cased; `""`, `0`, `no`, `false`, `none` are

@@ -176,13 +176,7 @@ pub fn list(engine: &Engine, all: bool, filters: &Filters) -> Result<Vec<Value>>
         let images = rows::list_images(tx)?;
         let before = time_bound(tx, filters, "before")?;
         let since = time_bound(tx, filters, "since")?;
-        let until = match filters.values("until").first() {
-            Some(v) => Some(
-                parse_query_time(v, now_nanos())
-                    .ok_or_else(|| EngineError::invalid(format!("invalid filter 'until={v}'")))?,
-            ),
-            None => None,
-        };
+        let until = until_filter(filters)?;
         let mut refs_by_image: HashMap<String, Vec<RefRow>> = HashMap::new();
         for r in rows::all_refs(tx)? {
             refs_by_image.entry(r.image_id.clone()).or_default().push(r);
@@ -589,6 +583,16 @@ fn delete_helper(
     Ok(())
 }
 
+/// The `until` filter: a timestamp or a duration before now.
+pub fn until_filter(filters: &Filters) -> Result<Option<i64>> {
+    match filters.values("until").first() {
+        Some(v) => parse_query_time(v, now_nanos())
+            .map(Some)
+            .ok_or_else(|| EngineError::invalid(format!("invalid filter 'until={v}'"))),
+        None => Ok(None),
+    }
+}
+
 /// The `label` and `label!` filters of the prune endpoints: every `label` must match and no
 /// `label!` may.
 pub fn prune_labels_match(filters: &Filters, labels: &BTreeMap<String, String>) -> bool {
@@ -609,13 +613,7 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<Value> {
     let dangling_only = filters
         .bool_or_default("dangling", true)
         .map_err(|e| EngineError::invalid(e.to_string()))?;
-    let until = match filters.values("until").first() {
-        Some(v) => Some(
-            parse_query_time(v, now_nanos())
-                .ok_or_else(|| EngineError::invalid(format!("invalid filter 'until={v}'")))?,
-        ),
-        None => None,
-    };
+    let until = until_filter(filters)?;
     let paths = engine.paths().clone();
     let trash = engine.scratch("trash")?;
     let mut store = engine.store()?;

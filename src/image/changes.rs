@@ -6,6 +6,7 @@
 //! USER, VOLUME and WORKDIR are allowed, and each is applied in turn with Dockerfile variable
 //! substitution from the config's current `Env`. Error texts are Docker's.
 
+use crate::util::go_quote;
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
@@ -76,31 +77,6 @@ pub fn apply_changes(
 }
 
 // ---- Go helpers ----------------------------------------------------------------------------
-
-/// Go `strconv.Quote`, enough for error messages.
-fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 /// The buildkit parser's `reWhitespace` class `[\t\v\f\r ]`.
 fn is_ws_class(c: char) -> bool {

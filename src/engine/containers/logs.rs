@@ -16,7 +16,7 @@ use super::super::{Engine, EngineError, ErrorKind, Result};
 use super::state::{State, current};
 use super::{object, resolve};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct LogOptions {
     pub stdout: bool,
     pub stderr: bool,
@@ -26,8 +26,8 @@ pub struct LogOptions {
     pub tail: Option<usize>,
     pub timestamps: bool,
     pub follow: bool,
-    /// Set when the client has left, so a quiet follow ends too.
-    pub gone: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Says whether the client has left, so a quiet follow ends too.
+    pub gone: Option<std::sync::Arc<dyn Fn() -> bool + Send + Sync>>,
 }
 
 /// One log entry: stream (1 stdout, 2 stderr), time, text.
@@ -194,11 +194,7 @@ fn follow(
     let mut cur = open_at_end(&src.path);
     let mut partial: Vec<u8> = Vec::new();
     loop {
-        if opts
-            .gone
-            .as_ref()
-            .is_some_and(|g| g.load(std::sync::atomic::Ordering::Relaxed))
-        {
+        if opts.gone.as_ref().is_some_and(|gone| gone()) {
             return Ok(());
         }
         let alive = running(engine, &src.id);

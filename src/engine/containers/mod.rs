@@ -1,12 +1,15 @@
 //! Containers: identity and names, the state that combines the store's record with the
 //! monitor's files, and (in submodules) each operation.
 
+pub mod cgroup_stats;
 pub mod create;
+pub mod exec;
 pub mod exited;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
 pub mod names;
+pub mod ops;
 pub mod remove;
 pub mod rootfs;
 pub mod start;

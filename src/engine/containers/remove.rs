@@ -4,7 +4,6 @@ use serde_json::{Map, Value, json};
 
 use crate::api::params::Filters;
 use crate::store::containers as rows;
-use crate::util::time::{now_nanos, parse_query_time};
 
 use super::super::{Engine, EngineError, Result};
 use super::state::{State, current};
@@ -79,13 +78,7 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<Value> {
     filters
         .validate(&["until", "label", "label!"])
         .map_err(|e| EngineError::invalid(e.to_string()))?;
-    let until = match filters.values("until").first() {
-        Some(v) => Some(
-            parse_query_time(v, now_nanos())
-                .ok_or_else(|| EngineError::invalid(format!("invalid filter 'until={v}'")))?,
-        ),
-        None => None,
-    };
+    let until = crate::engine::images::until_filter(filters)?;
     let paths = engine.paths().clone();
     let rows = {
         let mut store = engine.store()?;

@@ -132,6 +132,10 @@ pub fn current(paths: &Paths, id: &str, stored: &State) -> State {
         .unwrap_or("exited");
     let monitor_pid = mon.get("monitor_pid").and_then(Value::as_i64).unwrap_or(0);
     s.status = status.to_string();
+    // Paused means a running process is frozen; an exit ends it.
+    if status != "running" {
+        s.paused = false;
+    }
     if status != "exited" && !alive(monitor_pid) {
         // The monitor was killed: tell the truth about the process it watched.
         if status == "running" && alive(s.pid) {

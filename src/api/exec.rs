@@ -1,0 +1,300 @@
+//! Exec endpoints: create, start (hijacked unless detached), resize, inspect.
+
+use bytes::Bytes;
+use hyper::{Request, Response, StatusCode, body::Incoming, header};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::engine::containers::exec::{self as ex, Mode, Session};
+
+use super::Ctx;
+use super::json_body;
+use super::params::Query;
+use super::response::{ApiError, ApiResult, blocking, empty, json, ok_json, read_body, streaming};
+
+const BODY_LIMIT: usize = 1 << 20;
+
+/// `POST /containers/{id}/exec`.
+pub async fn create(ctx: &Ctx, id: String, req: Request<Incoming>) -> ApiResult {
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(body, BODY_LIMIT).await?;
+    let body = json_body::object(&parts.headers, &bytes)?;
+    if let Some(k) = body
+        .get("DetachKeys")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty())
+    {
+        super::attach::detach_keys(k)?;
+    }
+    let engine = ctx.engine.clone();
+    let eid = blocking(move || ex::create(&engine, &id, &body)).await?;
+    Ok(json(StatusCode::CREATED, &json!({"Id": eid})))
+}
+
+/// A docker frame header + payload, or the raw payload.
+fn frame(stream: u8, data: &[u8], mux: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 8);
+    if mux {
+        out.extend_from_slice(&[stream, 0, 0, 0]);
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+/// Feed the session's stdin from a channel on a blocking thread; closing the channel closes
+/// the process's stdin (exec's CloseStdin is always true).
+fn stdin_writer(mut w: Box<dyn std::io::Write + Send>) -> mpsc::Sender<Vec<u8>> {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(8);
+    std::thread::spawn(move || {
+        while let Some(chunk) = rx.blocking_recv() {
+            if w.write_all(&chunk).is_err() || w.flush().is_err() {
+                break;
+            }
+        }
+    });
+    tx
+}
+
+/// Client stdin to the process; true when the detach keys were typed.
+async fn pump_input(
+    mut from: impl AsyncRead + Unpin,
+    to: mpsc::Sender<Vec<u8>>,
+    keys: Option<Vec<u8>>,
+) -> bool {
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut held: Vec<u8> = Vec::new();
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        let mut out = Vec::with_capacity(n);
+        match &keys {
+            Some(k) if !k.is_empty() => {
+                for &b in &buf[..n] {
+                    held.push(b);
+                    if k.starts_with(&held) {
+                        if held.len() == k.len() {
+                            if !out.is_empty() {
+                                let _ = to.send(out).await;
+                            }
+                            return true;
+                        }
+                        continue;
+                    }
+                    out.append(&mut held);
+                }
+            }
+            _ => out.extend_from_slice(&buf[..n]),
+        }
+        if !out.is_empty() && to.send(out).await.is_err() {
+            // The process's stdin is gone; keep reading so detach keys still work.
+            continue;
+        }
+    }
+}
+
+async fn pump_output<W: AsyncWrite + Unpin>(
+    session_out: &mut mpsc::Receiver<(u8, Vec<u8>)>,
+    to: &mut W,
+    mux: bool,
+) {
+    let mut writing = true;
+    while let Some((stream, data)) = session_out.recv().await {
+        if writing
+            && (to.write_all(&frame(stream, &data, mux)).await.is_err()
+                || to.flush().await.is_err())
+        {
+            writing = false;
+        }
+    }
+}
+
+/// `POST /exec/{id}/start`.
+pub async fn start(ctx: &Ctx, id: String, req: Request<Incoming>) -> ApiResult {
+    let (mut parts, body) = req.into_parts();
+    let bytes = read_body(body, BODY_LIMIT).await?;
+    let body = json_body::object(&parts.headers, &bytes)?;
+    let detach = body.get("Detach").and_then(Value::as_bool).unwrap_or(false);
+    let start_tty = body.get("Tty").and_then(Value::as_bool).unwrap_or(false);
+    let console_size = body
+        .get("ConsoleSize")
+        .and_then(Value::as_array)
+        .and_then(|a| {
+            let h = a.first()?.as_u64()? as u32;
+            let w = a.get(1)?.as_u64()? as u32;
+            (h > 0 && w > 0).then_some([h, w])
+        });
+    let upgrade = parts
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+
+    let engine = ctx.engine.clone();
+    let eid = id.clone();
+    let (rec, session) = blocking(move || {
+        let mut rec = ex::claim(&engine, &eid)?;
+        if console_size.is_some() {
+            rec.extra.console_size = console_size;
+        }
+        let mode = if detach {
+            Mode::Detached
+        } else if rec.process_config.tty {
+            Mode::Tty
+        } else {
+            Mode::Pipes {
+                stdin: rec.open_stdin && upgrade,
+            }
+        };
+        let s = ex::spawn(&engine, rec.clone(), mode);
+        Ok((rec, s))
+    })
+    .await?;
+    let mux = !start_tty;
+    let content_type = if mux {
+        "application/vnd.docker.multiplexed-stream"
+    } else {
+        "application/vnd.docker.raw-stream"
+    };
+    let session = match session {
+        Ok(s) => s,
+        // moby hijacks before starting the process: its failure is text on the stream.
+        Err(e) if upgrade && !detach && on_upgrade.is_some() => {
+            let text = format!("{}\r\n", e.message);
+            let on_upgrade = on_upgrade.expect("checked above");
+            let guard = ctx.activity.guard();
+            tokio::spawn(async move {
+                let _guard = guard;
+                if let Ok(u) = on_upgrade.await {
+                    let mut io = TokioIo::new(u);
+                    let _ = io.write_all(&frame(1, text.as_bytes(), mux)).await;
+                    let _ = io.shutdown().await;
+                }
+            });
+            return upgraded(content_type);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if detach {
+        return Ok(empty(StatusCode::OK));
+    }
+    let Session {
+        input,
+        mut output,
+        done,
+    } = session;
+    let guard = ctx.activity.guard();
+
+    if !upgrade || on_upgrade.is_none() {
+        // A plain streamed body: output only.
+        drop(input);
+        let (tx, rx) = mpsc::channel::<Bytes>(16);
+        tokio::spawn(async move {
+            let _guard = guard;
+            while let Some((stream, data)) = output.recv().await {
+                let _ = tx.send(Bytes::from(frame(stream, &data, mux))).await;
+            }
+            let _ = done.await;
+        });
+        return Ok(streaming(content_type, rx));
+    }
+
+    let keys = if rec.process_config.tty {
+        let spec = if rec.detach_keys.is_empty() {
+            "ctrl-p,ctrl-q".to_string()
+        } else {
+            rec.detach_keys.clone()
+        };
+        Some(super::attach::detach_keys(&spec).unwrap_or_else(|_| vec![0x10, 0x11]))
+    } else {
+        None
+    };
+    let want_stdin = rec.open_stdin;
+    let on_upgrade = on_upgrade.expect("checked above");
+    tokio::spawn(async move {
+        let _guard = guard;
+        let io = match on_upgrade.await {
+            Ok(u) => TokioIo::new(u),
+            Err(_) => {
+                drop(input);
+                while output.recv().await.is_some() {}
+                return;
+            }
+        };
+        let (client_r, mut client_w) = tokio::io::split(io);
+        let mut input_task = tokio::spawn(async move {
+            match input.filter(|_| want_stdin) {
+                Some(w) => {
+                    let tx = stdin_writer(w);
+                    let detached = pump_input(client_r, tx, keys).await;
+                    if detached {
+                        return true;
+                    }
+                    std::future::pending::<bool>().await
+                }
+                None => std::future::pending::<bool>().await,
+            }
+        });
+        let detached = {
+            let mut out = Box::pin(pump_output(&mut output, &mut client_w, mux));
+            tokio::select! {
+                _ = &mut out => false,
+                r = &mut input_task => {
+                    if matches!(r, Ok(true)) {
+                        true
+                    } else {
+                        (&mut out).await;
+                        false
+                    }
+                }
+            }
+        };
+        input_task.abort();
+        if detached {
+            // Keep draining so the process never blocks on a full pipe.
+            tokio::spawn(async move { while output.recv().await.is_some() {} });
+        } else {
+            // The exit code is recorded before the stream ends.
+            let _ = done.await;
+        }
+        let _ = client_w.shutdown().await;
+    });
+    upgraded(content_type)
+}
+
+fn upgraded(content_type: &str) -> ApiResult {
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .body(axum::body::Body::empty())
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// `POST /exec/{id}/resize?h=&w=`.
+pub async fn resize(ctx: &Ctx, id: String, q: &Query) -> ApiResult {
+    let dim = |key: &str| -> Result<u32, ApiError> {
+        let v = q.get(key).unwrap_or("");
+        v.parse::<u32>().map_err(|_| {
+            let what = if key == "h" { "height" } else { "width" };
+            ApiError::bad_request(format!("invalid resize {what} \"{v}\""))
+        })
+    };
+    let (h, w) = (dim("h")?, dim("w")?);
+    let engine = ctx.engine.clone();
+    blocking(move || ex::resize(&engine, &id, h, w)).await?;
+    Ok(empty(StatusCode::OK))
+}
+
+/// `GET /exec/{id}/json`.
+pub async fn inspect(ctx: &Ctx, id: String) -> ApiResult {
+    let engine = ctx.engine.clone();
+    let rec = blocking(move || ex::find(&engine, &id)).await?;
+    ok_json(&rec.inspect_json())
+}
