@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -196,3 +197,20 @@ def test_start_after_a_paused_container_was_killed(engine):
         assert rc == 0, err
     finally:
         engine.docker("rm", "-f", n)
+
+
+def test_force_remove_and_stop_of_paused_containers(engine):
+    """A frozen process cannot die until thawed: rm -f and stop must still end it promptly."""
+    n = name("frozen")
+    engine.docker("run", "-d", "--name", n, "busybox", "sleep", "300")
+    engine.docker("pause", n)
+    t0 = time.monotonic()
+    engine.docker("rm", "-f", n)
+    assert time.monotonic() - t0 < 10
+    assert engine.docker("inspect", n, check=False)[0] == 1
+    engine.docker("run", "-d", "--name", n, "busybox", "sleep", "300")
+    engine.docker("pause", n)
+    engine.docker("stop", "-t", "1", n)
+    st = json.loads(engine.docker("inspect", n)[1])[0]["State"]
+    assert (st["Status"], st["Paused"]) == ("exited", False)
+    engine.docker("rm", n)

@@ -228,3 +228,21 @@ def test_idle_exit_after_run_detached(engine_factory, busybox_tar):
     # The container kept running without any berth serve.
     assert inspect(eng, n)["State"]["Running"]
     eng.docker("rm", "-f", n)
+
+
+def test_run_interactive_tty_in_a_terminal(engine):
+    """`docker run -it` under a real pseudo-terminal (script(1)): size, output, exit code."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("script"):
+        pytest.skip("script(1) is not installed")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    env.update({"DOCKER_HOST": engine.host, "DOCKER_CONFIG": str(engine.docker_config)})
+    cmd = "stty rows 30 cols 100; docker run --rm -it busybox sh -c 'stty size; echo TTY-OK; exit 4'"
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=env, capture_output=True,
+                       stdin=subprocess.DEVNULL, timeout=60)
+    out = p.stdout.decode(errors="replace")
+    assert "30 100" in out, out
+    assert "TTY-OK\r\n" in out, out
+    assert p.returncode == 4, out

@@ -138,11 +138,23 @@ pub fn wait_stopped(engine: &Engine, row: &ContainerRow, timeout: Duration) -> O
     }
 }
 
+/// A frozen process cannot die: after a SIGKILL, thaw it (Docker unpauses on kill too).
+fn thaw(engine: &Engine, id: &str) {
+    let _ = Command::new(&engine.config().runtime)
+        .arg("--root")
+        .arg(engine.paths().runtime_root())
+        .args(["resume", id])
+        .output();
+}
+
 /// SIGKILL (or another signal) and wait for the exit, for remove -f.
 pub fn kill_and_wait(engine: &Engine, row: &ContainerRow, signal: &str) -> Result<()> {
     let sig = signal_number(signal)?;
     mark_stop_requested(engine, &row.id)?;
     runtime_kill(engine, &row.id, sig)?;
+    if sig == 9 && state_of(engine, row).paused {
+        thaw(engine, &row.id);
+    }
     if wait_stopped(engine, row, Duration::from_secs(30)).is_none() {
         return Err(EngineError::internal(format!(
             "container {} did not exit after signal {sig}",
@@ -178,6 +190,9 @@ pub fn kill(engine: &Engine, name: &str, signal: Option<&str>) -> Result<()> {
         mark_stop_requested(engine, &row.id)?;
     }
     runtime_kill(engine, &row.id, sig)?;
+    if sig == 9 && state.paused {
+        thaw(engine, &row.id);
+    }
     // SIGKILL returns once the container is gone, as Docker's does.
     if sig == 9 {
         wait_stopped(engine, &row, Duration::from_secs(30));
@@ -232,6 +247,9 @@ pub fn stop(
             .store()?
             .write(|tx| container_event(tx, "kill", &row, extra))?;
         runtime_kill(engine, &row.id, 9)?;
+        if state.paused {
+            thaw(engine, &row.id);
+        }
         if wait_stopped(engine, &row, Duration::from_secs(30)).is_none() {
             return Err(EngineError::internal(format!(
                 "container {} did not exit after SIGKILL",
