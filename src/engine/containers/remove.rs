@@ -28,6 +28,7 @@ pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
         }
         super::lifecycle::kill_and_wait(engine, &row, "SIGKILL")?;
     }
+    kill_exec_sessions(engine, &row.id);
     rootfs::teardown(engine, &row.id)?;
     let mut store = engine.store()?;
     store.write(|tx| {
@@ -39,6 +40,34 @@ pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
     let _ = std::fs::remove_dir_all(paths.container_run_dir(&row.id));
     forget_lock(engine, &row.id);
     Ok(())
+}
+
+/// End the `runc exec` processes of this container's exec sessions (each leads its own
+/// process group); a detached TTY session would otherwise outlive the container.
+fn kill_exec_sessions(engine: &Engine, id: &str) {
+    let dir = engine.paths().container_run_dir(id).join("exec");
+    let needle = dir.display().to_string();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmdline).contains(&needle) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 /// `POST /containers/{id}/rename?name=`.
