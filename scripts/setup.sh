@@ -4,7 +4,7 @@
 #   sudo scripts/setup.sh
 #
 #  1. installs runc, busybox-static and systemd's socket tools from Debian;
-#  2. builds the release binary and installs it as /usr/local/bin/berth;
+#  2. builds the release binaries and installs them as /usr/local/bin/berth and berth-monitor;
 #  3. creates the group `berth` (members may use /run/berth.sock) and installs the units;
 #  4. starts the socket: `systemctl enable --now berth.socket` where systemd is PID 1,
 #     otherwise systemd-socket-activate in the background (pid in /run/berth-activate.pid),
@@ -50,8 +50,11 @@ elif [ -n "${SUDO_USER:-}" ] && sudo -u "$SUDO_USER" -H bash -lc 'command -v car
 else
     die "cargo not found: install Rust (https://rustup.rs) and run again"
 fi
-install -D -m 0755 "$repo/target/release/berth" /usr/local/bin/berth.new
-mv -f /usr/local/bin/berth.new /usr/local/bin/berth
+# berth finds its per-container monitor beside itself.
+for bin in berth-monitor berth; do
+    install -D -m 0755 "$repo/target/release/$bin" "/usr/local/bin/$bin.new"
+    mv -f "/usr/local/bin/$bin.new" "/usr/local/bin/$bin"
+done
 install -D -m 0755 "$repo/scripts/activate-loop.sh" "$libexec/activate-loop"
 install -D -m 0644 "$repo/README.md" /usr/local/share/doc/berth/README.md
 

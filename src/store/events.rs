@@ -66,6 +66,32 @@ pub fn after(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The newest event of `action` for `actor_id`, if any is still kept.
+pub fn last_of(conn: &Connection, actor_id: &str, action: &str) -> Result<Option<EventRow>> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .query_row(
+            "SELECT seq, time_nano, type, action, actor_id, attributes FROM events
+             WHERE actor_id = ?1 AND action = ?2 ORDER BY seq DESC LIMIT 1",
+            params![actor_id, action],
+            |r| {
+                let attrs: String = r.get(5)?;
+                Ok(EventRow {
+                    seq: r.get(0)?,
+                    time_nano: r.get(1)?,
+                    typ: r.get(2)?,
+                    action: r.get(3)?,
+                    actor_id: r.get(4)?,
+                    attributes: match serde_json::from_str::<Value>(&attrs) {
+                        Ok(Value::Object(m)) => m,
+                        _ => Map::new(),
+                    },
+                })
+            },
+        )
+        .optional()?)
+}
+
 pub fn last_seq(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?)
 }

@@ -298,8 +298,17 @@ pub fn wait(
             .store()?
             .read(|tx| Ok::<_, EngineError>(crate::store::containers::get(tx, &row.id)?))?;
         let Some(now_row) = found else {
-            // Removed: report the last exit we saw.
-            return Ok((last.exit_code, last.error));
+            // Removed (maybe before we saw it exit): its `die` event keeps the exit code.
+            let died = crate::store::events::last_of(engine.store()?.conn(), &row.id, "die")?;
+            let code = died
+                .and_then(|e| {
+                    e.attributes
+                        .get("exitCode")
+                        .and_then(|v| v.as_str())
+                        .and_then(|c| c.parse::<i64>().ok())
+                })
+                .unwrap_or(last.exit_code);
+            return Ok((code, last.error));
         };
         let s = current(engine.paths(), &row.id, &State::parse(&now_row.state));
         match condition {
