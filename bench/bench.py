@@ -113,6 +113,44 @@ def populate(sock: str, tar: Path, n: int):
         assert st == 201, raw[:300]
 
 
+def cli(sock: str, *args, check=True) -> str:
+    p = subprocess.run([DOCKER_CLI, *args], check=check, capture_output=True, text=True,
+                       env={**os.environ, "DOCKER_HOST": f"unix://{sock}"})
+    return p.stdout
+
+
+def monitor_rss_kib(cid: str) -> int | None:
+    """VmRSS of the per-container helper (berth-monitor, containerd-shim, conmon) of `cid`."""
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if cid[:16] in cmd and (comm.startswith(("berth-monitor", "containerd-shim", "conmon"))):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    return None
+
+
+def containers(sock: str, repeat: int) -> dict:
+    """docker run --rm, docker create, docker exec, and the monitor's memory, on one engine."""
+    out = {}
+    run = ["run", "--rm", "--network", "none", "benchbox", "true"]
+    cli(sock, *run)  # warm up: first start pages things in
+    out["run"] = med(timed(lambda: cli(sock, *run), repeat))
+    made = []
+    out["create"] = med(timed(lambda: made.append(
+        cli(sock, "create", "--network", "none", "benchbox", "true").strip()), repeat))
+    cid = cli(sock, "run", "-d", "--network", "none", "benchbox", "sleep", "300").strip()
+    time.sleep(1)
+    out["exec"] = med(timed(lambda: cli(sock, "exec", cid, "true"), repeat))
+    out["rss"] = monitor_rss_kib(cid)
+    cli(sock, "rm", "-f", cid, *made, check=False)
+    return out
+
+
 def docker_images(sock: str):
     subprocess.run([DOCKER_CLI, "images"], check=True, capture_output=True,
                    env={**os.environ, "DOCKER_HOST": f"unix://{sock}"})
@@ -260,6 +298,8 @@ class Podman:
     def stop(self):
         for p in self.procs:
             kill_group(p)
+        # podman leaves a conmon per exec alive for minutes: end the ones of this run.
+        subprocess.run(["pkill", "-9", "-f", f"conmon.*{self.work}"], check=False, capture_output=True)
         unmount_under(self.work)
 
 
@@ -296,7 +336,11 @@ def main() -> int:
         engines.append(Podman(root / "podman"))
     rows = {"cold /_ping (ms)": {}, "warm /_ping (ms)": {},
             f"GET /images/json, {args.images} images (ms)": {},
-            f"docker images, {args.images} images (ms)": {}}
+            f"docker images, {args.images} images (ms)": {},
+            "docker run --rm busybox true, --network none (ms)": {},
+            "docker create (ms)": {},
+            "docker exec c true (ms)": {},
+            "per-container monitor VmRSS (KiB)": {}}
     keys = list(rows)
     try:
         for eng in engines:
@@ -312,6 +356,12 @@ def main() -> int:
                 populate(sock, tar, args.images)
                 rows[keys[2]][eng.name] = med(timed(lambda s=sock: ok(s, "/images/json"), args.repeat))
                 rows[keys[3]][eng.name] = med(timed(lambda s=sock: docker_images(s), args.repeat))
+                try:
+                    c = containers(sock, args.repeat)
+                    for k, f in zip(keys[4:], ("run", "create", "exec", "rss")):
+                        rows[k][eng.name] = c[f]
+                except (subprocess.CalledProcessError, AssertionError) as e:
+                    print(f"bench: containers on {eng.name}: {e}", file=sys.stderr)
             finally:
                 eng.stop()
     finally:
