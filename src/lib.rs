@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod image;
 pub mod monitor;
+pub mod params;
 pub mod runtime;
 pub mod serve;
 pub mod store;

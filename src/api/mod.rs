@@ -8,9 +8,11 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod json_body;
-pub mod params;
 pub mod response;
 pub mod routes;
+
+/// Query-string and filter conventions live outside the API layer: the engine reads filters too.
+pub use crate::params;
 pub mod system;
 
 use hyper::{Request, StatusCode, body::Incoming, header::HeaderValue};

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use rusqlite::Transaction;
 use serde_json::{Value, json};
 
-use crate::api::params::Filters;
 use crate::config::Paths;
 use crate::image::config::{ImageConfig, chain_ids, inspect_config};
 use crate::image::reference::{self, Reference};
+use crate::params::Filters;
 use crate::store::images::{self as rows, ImageRow, RefRow};
 use crate::util::time::{now_nanos, rfc3339_nano};
 use crate::util::{digest_hex, short_id, time::parse_query_time};

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::api::params::Filters;
+use crate::params::Filters;
 use crate::store::{self, images as rows};
 
 use super::image_import::arch;

@@ -1192,24 +1192,7 @@ mod tests {
         }
     }
 
-    /// Deterministic pseudo-random strings over `alphabet` (no extra crates).
-    fn fuzz_strings(alphabet: &[&str], n: usize) -> Vec<String> {
-        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as usize
-        };
-        (0..n)
-            .map(|_| {
-                let len = next() % 24;
-                (0..len)
-                    .map(|_| alphabet[next() % alphabet.len()])
-                    .collect()
-            })
-            .collect()
-    }
+    use crate::util::fuzz_strings;
 
     #[test]
     fn fuzz_no_panic() {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rusqlite::Transaction;
 use serde_json::{Map, Value, json};
 
-use crate::api::params::Filters;
+use crate::params::Filters;
 use crate::store::containers::{self as rows, ContainerRow};
 use crate::store::images as image_rows;
 use crate::util::digest_hex;

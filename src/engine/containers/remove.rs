@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::api::params::Filters;
+use crate::params::Filters;
 use crate::store::containers as rows;
 
 use super::super::{Engine, EngineError, Result};
