@@ -246,3 +246,36 @@ def test_run_interactive_tty_in_a_terminal(engine):
     assert "30 100" in out, out
     assert "TTY-OK\r\n" in out, out
     assert p.returncode == 4, out
+
+
+def test_detach_keys_and_reattach_in_a_terminal(engine):
+    """ctrl-p ctrl-q leaves the container running; `docker attach` comes back to it."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("script"):
+        pytest.skip("script(1) is not installed")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    env.update({"DOCKER_HOST": engine.host, "DOCKER_CONFIG": str(engine.docker_config)})
+    n = name("detach")
+
+    def in_terminal(cmd: str, keys: list[tuple[float, bytes]]) -> subprocess.CompletedProcess:
+        p = subprocess.Popen(["script", "-qec", cmd, "/dev/null"], env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for delay, data in keys:
+            time.sleep(delay)
+            p.stdin.write(data)
+            p.stdin.flush()
+        out, err = p.communicate(timeout=30)
+        return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+    r = in_terminal(f"docker run -it --name {n} busybox sh",
+                    [(1.5, b"echo hi-there\r"), (0.5, b"\x10\x11"), (1.0, b"")])
+    assert b"hi-there\r\n" in r.stdout, r.stdout
+    assert r.returncode == 0, r
+    assert inspect(engine, n)["State"]["Running"]
+    r = in_terminal(f"docker attach {n}", [(1.0, b"exit 3\r"), (1.0, b"")])
+    assert r.returncode == 3, r
+    st = inspect(engine, n)["State"]
+    assert (st["Status"], st["ExitCode"]) == ("exited", 3)
+    engine.docker("rm", n)
