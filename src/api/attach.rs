@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hyper::{Request, Response, StatusCode, body::Incoming, header};
+use hyper::{Request, StatusCode, body::Incoming};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -166,6 +166,41 @@ async fn pump_output<W: AsyncWrite + Unpin>(
     }
 }
 
+/// Watches client stdin for the detach keys (TTY sessions of attach and exec). Bytes of a
+/// partial match are held back until the match fails, then passed on.
+pub struct DetachScanner {
+    keys: Vec<u8>,
+    held: Vec<u8>,
+}
+
+impl DetachScanner {
+    pub fn new(keys: Vec<u8>) -> DetachScanner {
+        DetachScanner {
+            keys,
+            held: Vec::new(),
+        }
+    }
+
+    /// The bytes to forward, and whether the keys were typed (what came before still goes).
+    pub fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        if self.keys.is_empty() {
+            return (input.to_vec(), false);
+        }
+        let mut out = Vec::with_capacity(input.len());
+        for &b in input {
+            self.held.push(b);
+            if self.keys.starts_with(&self.held) {
+                if self.held.len() == self.keys.len() {
+                    return (out, true);
+                }
+                continue;
+            }
+            out.append(&mut self.held);
+        }
+        (out, false)
+    }
+}
+
 /// Copy client stdin to the monitor; returns true when the detach keys were typed.
 async fn pump_input(
     mut from: impl AsyncRead + Unpin,
@@ -173,7 +208,7 @@ async fn pump_input(
     keys: Option<Vec<u8>>,
 ) -> bool {
     let mut buf = vec![0u8; 32 * 1024];
-    let mut held: Vec<u8> = Vec::new();
+    let mut scanner = DetachScanner::new(keys.unwrap_or_default());
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => {
@@ -183,29 +218,12 @@ async fn pump_input(
             }
             Ok(n) => n,
         };
-        let mut out = Vec::with_capacity(n);
-        match &keys {
-            None => out.extend_from_slice(&buf[..n]),
-            Some(k) if !k.is_empty() => {
-                for &b in &buf[..n] {
-                    held.push(b);
-                    if k.starts_with(&held) {
-                        if held.len() == k.len() {
-                            // What came before the keys still goes to the container.
-                            if !out.is_empty() {
-                                let _ = to.write_all(&out).await;
-                            }
-                            return true;
-                        }
-                        continue;
-                    }
-                    out.append(&mut held);
-                }
-            }
-            Some(_) => out.extend_from_slice(&buf[..n]),
-        }
+        let (out, detached) = scanner.feed(&buf[..n]);
         if !out.is_empty() && to.write_all(&out).await.is_err() {
             return false;
+        }
+        if detached {
+            return true;
         }
     }
 }
@@ -221,11 +239,7 @@ pub async fn attach(ctx: &Ctx, name: String, q: &Query, mut req: Request<Incomin
         Some(k) => detach_keys(k)?,
         None => vec![0x10, 0x11],
     };
-    let upgrade = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    let upgrade = super::response::wants_tcp_upgrade(req.headers());
     let content_type = if t.tty {
         "application/vnd.docker.raw-stream"
     } else {
@@ -344,13 +358,7 @@ pub async fn attach(ctx: &Ctx, name: String, q: &Query, mut req: Request<Incomin
             "attach needs an upgraded connection (send Connection: Upgrade and Upgrade: tcp)",
         ));
     }
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONTENT_TYPE, content_type)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "tcp")
-        .body(axum::body::Body::empty())
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    super::response::switching_protocols(content_type)
 }
 
 /// `POST /containers/{id}/resize?h=&w=`.
@@ -376,7 +384,7 @@ pub async fn resize(ctx: &Ctx, name: String, q: &Query) -> ApiResult {
     Ok(empty(StatusCode::OK))
 }
 
-fn parse_dim(q: &Query, key: &str) -> Result<u32, ApiError> {
+pub(super) fn parse_dim(q: &Query, key: &str) -> Result<u32, ApiError> {
     let v = q.get(key).unwrap_or("");
     v.parse::<u32>().map_err(|_| {
         let what = if key == "h" { "height" } else { "width" };

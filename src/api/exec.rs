@@ -1,7 +1,7 @@
 //! Exec endpoints: create, start (hijacked unless detached), resize, inspect.
 
 use bytes::Bytes;
-use hyper::{Request, Response, StatusCode, body::Incoming, header};
+use hyper::{Request, StatusCode, body::Incoming};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -12,7 +12,7 @@ use crate::engine::containers::exec::{self as ex, Mode, Session};
 use super::Ctx;
 use super::json_body;
 use super::params::Query;
-use super::response::{ApiError, ApiResult, blocking, empty, json, ok_json, read_body, streaming};
+use super::response::{ApiResult, blocking, empty, json, ok_json, read_body, streaming};
 
 const BODY_LIMIT: usize = 1 << 20;
 
@@ -65,34 +65,19 @@ async fn pump_input(
     keys: Option<Vec<u8>>,
 ) -> bool {
     let mut buf = vec![0u8; 32 * 1024];
-    let mut held: Vec<u8> = Vec::new();
+    let mut scanner = super::attach::DetachScanner::new(keys.unwrap_or_default());
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => return false,
             Ok(n) => n,
         };
-        let mut out = Vec::with_capacity(n);
-        match &keys {
-            Some(k) if !k.is_empty() => {
-                for &b in &buf[..n] {
-                    held.push(b);
-                    if k.starts_with(&held) {
-                        if held.len() == k.len() {
-                            if !out.is_empty() {
-                                let _ = to.send(out).await;
-                            }
-                            return true;
-                        }
-                        continue;
-                    }
-                    out.append(&mut held);
-                }
-            }
-            _ => out.extend_from_slice(&buf[..n]),
+        let (out, detached) = scanner.feed(&buf[..n]);
+        // A closed stdin is no reason to stop: detach keys must still work.
+        if !out.is_empty() {
+            let _ = to.send(out).await;
         }
-        if !out.is_empty() && to.send(out).await.is_err() {
-            // The process's stdin is gone; keep reading so detach keys still work.
-            continue;
+        if detached {
+            return true;
         }
     }
 }
@@ -128,11 +113,7 @@ pub async fn start(ctx: &Ctx, id: String, req: Request<Incoming>) -> ApiResult {
             let w = a.get(1)?.as_u64()? as u32;
             (h > 0 && w > 0).then_some([h, w])
         });
-    let upgrade = parts
-        .headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    let upgrade = super::response::wants_tcp_upgrade(&parts.headers);
     let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
 
     let engine = ctx.engine.clone();
@@ -176,7 +157,7 @@ pub async fn start(ctx: &Ctx, id: String, req: Request<Incoming>) -> ApiResult {
                     let _ = io.shutdown().await;
                 }
             });
-            return upgraded(content_type);
+            return super::response::switching_protocols(content_type);
         }
         Err(e) => return Err(e.into()),
     };
@@ -264,29 +245,15 @@ pub async fn start(ctx: &Ctx, id: String, req: Request<Incoming>) -> ApiResult {
         }
         let _ = client_w.shutdown().await;
     });
-    upgraded(content_type)
-}
-
-fn upgraded(content_type: &str) -> ApiResult {
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONTENT_TYPE, content_type)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "tcp")
-        .body(axum::body::Body::empty())
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    super::response::switching_protocols(content_type)
 }
 
 /// `POST /exec/{id}/resize?h=&w=`.
 pub async fn resize(ctx: &Ctx, id: String, q: &Query) -> ApiResult {
-    let dim = |key: &str| -> Result<u32, ApiError> {
-        let v = q.get(key).unwrap_or("");
-        v.parse::<u32>().map_err(|_| {
-            let what = if key == "h" { "height" } else { "width" };
-            ApiError::bad_request(format!("invalid resize {what} \"{v}\""))
-        })
-    };
-    let (h, w) = (dim("h")?, dim("w")?);
+    let (h, w) = (
+        super::attach::parse_dim(q, "h")?,
+        super::attach::parse_dim(q, "w")?,
+    );
     let engine = ctx.engine.clone();
     blocking(move || ex::resize(&engine, &id, h, w)).await?;
     Ok(empty(StatusCode::OK))

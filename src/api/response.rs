@@ -96,6 +96,25 @@ pub fn empty(status: StatusCode) -> Resp {
         .unwrap_or_default()
 }
 
+/// Did the client ask to hijack the connection (`Upgrade: tcp`), as attach and exec start do?
+pub fn wants_tcp_upgrade(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"))
+}
+
+/// The 101 that hands the connection over; the stream itself follows on the upgraded io.
+pub fn switching_protocols(content_type: &str) -> ApiResult {
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .body(Body::empty())
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
 /// A streamed body of `content_type` fed by `rx`; chunked, since its length is unknown.
 pub fn streaming(content_type: &str, rx: mpsc::Receiver<Bytes>) -> Resp {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {

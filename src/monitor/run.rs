@@ -783,9 +783,13 @@ impl Monitor {
 
     /// Read what is there from one output stream (`None` = the pty): log it, send it to clients.
     fn read_output(&mut self, which: Option<Stream>) {
-        let mut buf = vec![0u8; READ_CHUNK];
         // A few reads per round keep a chatty container from starving the others.
-        for _ in 0..4 {
+        self.read_output_rounds(which, 4);
+    }
+
+    fn read_output_rounds(&mut self, which: Option<Stream>, rounds: usize) {
+        let mut buf = vec![0u8; READ_CHUNK];
+        for _ in 0..rounds {
             let fd = match which {
                 Some(Stream::Stdout) => self.io.stdout.as_ref(),
                 Some(Stream::Stderr) => self.io.stderr.as_ref(),
@@ -920,28 +924,9 @@ impl Monitor {
         self.record_exit(code, oom, String::new());
     }
 
+    /// Everything the stream has now (at exit, so nothing is lost).
     fn read_output_all(&mut self, which: Option<Stream>) {
-        let mut buf = vec![0u8; READ_CHUNK];
-        loop {
-            let fd = match which {
-                Some(Stream::Stdout) => self.io.stdout.as_ref(),
-                Some(Stream::Stderr) => self.io.stderr.as_ref(),
-                None => self.io.pty.as_ref().filter(|_| !self.io.pty_eof),
-            };
-            let Some(fd) = fd else { return };
-            match sys::read_nb(fd, &mut buf) {
-                ReadOutcome::Data(n) => self.output(which.unwrap_or(Stream::Stdout), &buf[..n]),
-                ReadOutcome::WouldBlock => return,
-                ReadOutcome::Eof | ReadOutcome::Failed(_) => {
-                    match which {
-                        Some(Stream::Stdout) => self.io.stdout = None,
-                        Some(Stream::Stderr) => self.io.stderr = None,
-                        None => self.io.pty_eof = true,
-                    }
-                    return;
-                }
-            }
-        }
+        self.read_output_rounds(which, usize::MAX);
     }
 
     /// Count an exit (or a failed restart), tell the event command, decide what comes next.

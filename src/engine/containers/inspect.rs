@@ -200,17 +200,10 @@ pub fn inspect(engine: &Engine, name: &str) -> Result<Value> {
                 .to_string()
         })
         .collect();
-    let log_type = hc
-        .get("LogConfig")
-        .and_then(|l| l.get("Type"))
-        .and_then(Value::as_str)
-        .unwrap_or("json-file");
-    let log_path = if log_type == "none" {
+    let log_path = if super::log_settings(&hc).driver == "none" {
         String::new()
     } else {
-        dir.join(format!("{}-json.log", row.id))
-            .display()
-            .to_string()
+        super::log_path(engine, &row.id).display().to_string()
     };
     let mode = network_mode(&hc);
     let started = state.started_at != 0;

@@ -55,32 +55,18 @@ pub fn open(engine: &Engine, name: &str, opts: &LogOptions) -> Result<LogSource>
     let row = engine.store()?.read(|tx| resolve(tx, name))?;
     let config = object(&row.config);
     let hc = object(&row.host_config);
-    let log = hc.get("LogConfig");
-    let driver = log
-        .and_then(|l| l.get("Type"))
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .unwrap_or("json-file");
-    if driver == "none" {
+    let log = super::log_settings(&hc);
+    if log.driver == "none" {
         return Err(EngineError::new(
             ErrorKind::NotImplemented,
             "configured logging driver does not support reading",
         ));
     }
-    let max_file = log
-        .and_then(|l| l.get("Config"))
-        .and_then(|c| c.get("max-file"))
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1usize);
     Ok(LogSource {
         tty: config.get("Tty").and_then(Value::as_bool).unwrap_or(false),
-        path: engine
-            .paths()
-            .container_dir(&row.id)
-            .join(format!("{}-json.log", row.id)),
+        path: super::log_path(engine, &row.id),
         id: row.id,
-        max_file,
+        max_file: log.max_file,
     })
 }
 

@@ -68,6 +68,42 @@ pub fn object(text: &str) -> Map<String, Value> {
     }
 }
 
+/// `HostConfig.LogConfig` as berth uses it: the driver (`json-file` unless set) and the
+/// rotation options of the json-file driver.
+pub struct LogSettings {
+    pub driver: String,
+    pub max_size: Option<String>,
+    pub max_file: usize,
+}
+
+pub fn log_settings(hc: &Map<String, Value>) -> LogSettings {
+    let log = hc.get("LogConfig");
+    let opt = |k: &str| {
+        log.and_then(|l| l.get("Config"))
+            .and_then(|c| c.get(k))
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
+    LogSettings {
+        driver: log
+            .and_then(|l| l.get("Type"))
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .unwrap_or("json-file")
+            .to_string(),
+        max_size: opt("max-size"),
+        max_file: opt("max-file").and_then(|s| s.parse().ok()).unwrap_or(1),
+    }
+}
+
+/// The json-file log of a container.
+pub fn log_path(engine: &Engine, id: &str) -> std::path::PathBuf {
+    engine
+        .paths()
+        .container_dir(id)
+        .join(format!("{id}-json.log"))
+}
+
 /// An exclusive lock on one container for multi-step operations (start, stop, remove), held
 /// across processes until dropped.
 pub struct ContainerLock {

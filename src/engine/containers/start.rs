@@ -228,23 +228,13 @@ pub fn start(engine: &Engine, name: &str) -> Result<bool> {
         let spec_bytes =
             serde_json::to_vec_pretty(&spec).map_err(|e| EngineError::internal(e.to_string()))?;
         std::fs::write(dir.join("config.json"), spec_bytes)?;
-        let log = hc.get("LogConfig");
-        let driver = log
-            .and_then(|l| l.get("Type"))
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .unwrap_or("json-file");
-        let opt = |k: &str| {
-            log.and_then(|l| l.get("Config"))
-                .and_then(|c| c.get(k))
-                .and_then(Value::as_str)
-                .map(String::from)
-        };
-        let max_size = opt("max-size")
-            .map(|s| parse_size(&s))
+        let log = super::log_settings(&hc);
+        let max_size = log
+            .max_size
+            .as_deref()
+            .map(parse_size)
             .transpose()?
             .unwrap_or(0);
-        let max_file: u64 = opt("max-file").and_then(|s| s.parse().ok()).unwrap_or(1);
         let policy = hc.get("RestartPolicy");
         let me = std::env::current_exe()?;
         let monitor_config = json!({
@@ -253,10 +243,10 @@ pub fn start(engine: &Engine, name: &str) -> Result<bool> {
             "runtime_root": paths.runtime_root(),
             "bundle": dir,
             "log": {
-                "driver": if driver == "none" { "none" } else { "json-file" },
-                "path": dir.join(format!("{}-json.log", row.id)),
+                "driver": if log.driver == "none" { "none" } else { "json-file" },
+                "path": super::log_path(engine, &row.id),
                 "max_size": max_size,
-                "max_file": max_file.max(1),
+                "max_file": log.max_file.max(1),
             },
             "tty": config.get("Tty").and_then(Value::as_bool).unwrap_or(false),
             "open_stdin": config.get("OpenStdin").and_then(Value::as_bool).unwrap_or(false),
