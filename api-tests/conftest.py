@@ -28,6 +28,9 @@ import pytest
 
 from helpers import (MAKE_BUSYBOX, SOCKET_ACTIVATE, Engine, berth_bin, new_workdir)
 
+# Registry fixtures (docker-registry on loopback) live in registry.py.
+pytest_plugins = ["registry"]
+
 
 def external_host() -> str | None:
     host = os.environ.get("BERTH_TEST_DOCKER_HOST")

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod image;
 pub mod monitor;
 pub mod params;
+pub mod registry;
 pub mod runtime;
 pub mod serve;
 pub mod store;

@@ -112,7 +112,7 @@ pub async fn save(ctx: &Ctx, names: Vec<String>) -> ApiResult {
     Ok(streaming("application/x-tar", rx))
 }
 
-/// `POST /images/create`: `fromSrc` imports a tar; `fromImage` pulls (not yet).
+/// `POST /images/create`: `fromSrc` imports a tar; `fromImage` pulls (api/pull.rs).
 pub async fn create(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
     let from_src = q.get("fromSrc").unwrap_or("").to_string();
     let from_image = q.get("fromImage").unwrap_or("");
@@ -122,9 +122,7 @@ pub async fn create(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
                 "either fromSrc or fromImage is required",
             ));
         }
-        return Err(ApiError::not_implemented(format!(
-            "berth cannot pull {from_image} yet: registry support comes in a later release; use docker load or docker import"
-        )));
+        return super::pull::pull(ctx, q, req).await;
     }
     if from_src != "-" {
         return Err(ApiError::not_implemented(

@@ -8,6 +8,9 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod json_body;
+pub mod login;
+pub mod pull;
+pub mod push;
 pub mod response;
 pub mod routes;
 
@@ -135,9 +138,7 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> ApiResult {
         H::Version => system::version(&ctx).await,
         H::Info => system::info(&ctx).await,
         H::SystemDf => system::df(&ctx).await,
-        H::Auth => Err(ApiError::not_implemented(
-            "berth cannot log in to registries yet: registry support comes in a later release",
-        )),
+        H::Auth => login::auth(&ctx, req).await,
         H::Events => events::stream(&ctx, &q).await,
         H::ContainerCreate => containers::create(&ctx, &q, req).await,
         H::ContainerList => containers::list(&ctx, &q).await,
@@ -174,9 +175,9 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> ApiResult {
         H::ImageTag => images::tag(&ctx, param, &q).await,
         H::ImageDelete => images::delete(&ctx, param, &q).await,
         H::ImagePrune => images::prune(&ctx, &q).await,
-        H::ImagePush | H::ImageSearch | H::Distribution => Err(ApiError::not_implemented(
-            "berth cannot reach registries yet: registry support comes in a later release",
-        )),
+        H::ImagePush => push::push(&ctx, &param, &q, req).await,
+        H::ImageSearch => push::search(&ctx, &q, req).await,
+        H::Distribution => login::distribution(&ctx, &param, req).await,
         H::Build => Err(ApiError::not_implemented(
             "berth cannot build images yet: /build comes in a later release",
         )),

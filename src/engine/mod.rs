@@ -11,6 +11,9 @@ pub mod image_import;
 pub mod image_save;
 pub mod images;
 pub mod layers;
+pub mod progress;
+pub mod pull;
+pub mod push;
 pub mod system;
 
 use std::ops::{Deref, DerefMut};

@@ -1,0 +1,1 @@
+//! Docker's JSON progress messages (pull, push): status lines and progress bars.

@@ -1,0 +1,1 @@
+//! Pulling images from registries: manifest resolution, layer download, verify, extract.

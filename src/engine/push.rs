@@ -1,0 +1,1 @@
+//! Pushing images to registries: blobs, mounts, manifests.

@@ -1,0 +1,1 @@
+//! The OCI distribution protocol: talking to registries (auth, manifests, blobs).
