@@ -9,6 +9,11 @@ Figures (medians):
   warm /_ping   a new connection to a running engine (berth: Accept=no, already started).
   images/json   GET /images/json with 500 tags of one imported image.
   docker images the whole `docker images` command (CLI start, ping, list) with 500 tags.
+  containers    docker run --rm, docker create, docker exec (medians); 100 x docker create in
+                sequence (total); docker ps -a with those 100 containers; the per-container
+                helper's VmRSS; the engine's own memory (PSS of its processes: berth serve and
+                monitors / dockerd, containerd and shims / podman service and conmons; not the
+                containers' processes) when idle with 0 and with 50 running containers.
 
 dockerd and podman are measured only where installed; nothing is installed here.
 """
@@ -26,6 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import pull as pullbench
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKER_CLI = "/usr/local/bin/docker" if os.path.exists("/usr/local/bin/docker") else shutil.which("docker")
@@ -134,9 +141,51 @@ def monitor_rss_kib(cid: str) -> int | None:
     return None
 
 
-def containers(sock: str, repeat: int) -> dict:
-    """docker run --rm, docker create, docker exec, and the monitor's memory, on one engine."""
+def pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def engine_pss_mib(eng) -> float:
+    """Summed PSS of the engine's own processes (see each engine's `own_pids`)."""
+    return sum(pss_kib(pid) for pid in eng.own_pids()) / 1024
+
+
+def procs_matching(comms: tuple[str, ...], needle: str) -> list[int]:
+    """PIDs whose comm starts with one of `comms` and whose command line mentions `needle`."""
+    out = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if comm.startswith(comms) and needle in cmd:
+            out.append(int(pid))
+    return out
+
+
+def idle_memory(eng, sock: str, n: int) -> float:
+    """Engine memory once idle with `n` running containers (berth's serve exits when idle)."""
+    started = [cli(sock, "run", "-d", "--network", "none", "benchbox", "sleep", "3600").strip()
+               for _ in range(n)]
+    time.sleep(eng.idle_settle)
+    mem = engine_pss_mib(eng)
+    if started:
+        cli(sock, "rm", "-f", *started, check=False)
+    return mem
+
+
+def containers(eng, sock: str, repeat: int) -> dict:
+    """docker run --rm, create, exec, ps -a, the monitor's memory and the engine's, on one engine."""
     out = {}
+    time.sleep(eng.idle_settle)
+    out["mem0"] = engine_pss_mib(eng)
     run = ["run", "--rm", "--network", "none", "benchbox", "true"]
     cli(sock, *run)  # warm up: first start pages things in
     out["run"] = med(timed(lambda: cli(sock, *run), repeat))
@@ -148,6 +197,14 @@ def containers(sock: str, repeat: int) -> dict:
     out["exec"] = med(timed(lambda: cli(sock, "exec", cid, "true"), repeat))
     out["rss"] = monitor_rss_kib(cid)
     cli(sock, "rm", "-f", cid, *made, check=False)
+    hundred = []
+    t0 = time.perf_counter()
+    for _ in range(100):
+        hundred.append(cli(sock, "create", "--network", "none", "benchbox", "true").strip())
+    out["create100"] = (time.perf_counter() - t0) * 1000
+    out["ps"] = med(timed(lambda: cli(sock, "ps", "-a"), repeat))
+    cli(sock, "rm", "-f", *hundred, check=False)
+    out["mem50"] = idle_memory(eng, sock, 50)
     return out
 
 
@@ -161,6 +218,7 @@ def docker_images(sock: str):
 
 class Berth:
     name = "berth"
+    idle_settle = 7  # idle timeout 5 s: serve exits, only monitors remain
 
     def __init__(self, binary: str, work: Path):
         self.bin, self.work = binary, work
@@ -194,6 +252,9 @@ class Berth:
         assert wait_socket(sock)
         return sock
 
+    def own_pids(self) -> list[int]:
+        return procs_matching(("berth",), str(self.work))
+
     def stop(self):
         for p in self.procs:
             kill_group(p)
@@ -201,6 +262,7 @@ class Berth:
 
 class Dockerd:
     name = "dockerd"
+    idle_settle = 2
 
     def __init__(self, work: Path):
         self.work = work
@@ -235,6 +297,9 @@ class Dockerd:
         assert wait_socket(self.sock, 60), "dockerd did not start"
         return self.sock
 
+    def own_pids(self) -> list[int]:
+        return procs_matching(("dockerd", "containerd"), str(self.work))
+
     def stop(self):
         if self.proc:
             kill_group(self.proc)
@@ -250,8 +315,9 @@ class Dockerd:
 
 class Podman:
     name = "podman"
+    idle_settle = 2
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, registry: str = "localhost:5000"):
         self.work = work
         self.procs = []
         work.mkdir(parents=True, exist_ok=True)
@@ -261,7 +327,7 @@ class Podman:
             '[network]\nnetwork_backend = "cni"\n')
         (work / "storage.conf").write_text(
             f'[storage]\ndriver = "overlay"\nrunroot = "{work}/run"\ngraphroot = "{work}/root"\n')
-        (work / "registries.conf").write_text('[[registry]]\nlocation = "localhost:5000"\ninsecure = true\n')
+        (work / "registries.conf").write_text(f'[[registry]]\nlocation = "{registry}"\ninsecure = true\n')
         self.env = {**os.environ, "CONTAINERS_CONF": str(work / "containers.conf"),
                     "CONTAINERS_STORAGE_CONF": str(work / "storage.conf"),
                     "CONTAINERS_REGISTRIES_CONF": str(work / "registries.conf")}
@@ -295,6 +361,12 @@ class Podman:
         assert wait_socket(sock, 60), "podman service did not start"
         return sock
 
+    def own_pids(self) -> list[int]:
+        service = [p.pid for p in self.procs if p.poll() is None]
+        # the service process itself (its command line names only the socket) and its conmons
+        return service + [p for p in procs_matching(("podman", "conmon"), str(self.work))
+                          if p not in service]
+
     def stop(self):
         for p in self.procs:
             kill_group(p)
@@ -317,6 +389,8 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=500)
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--engines", default="berth,dockerd,podman")
+    ap.add_argument("--pull-mb", type=int, default=200, help="size of the pulled image; 0 skips")
+    ap.add_argument("--pull-runs", type=int, default=3)
     args = ap.parse_args()
     if not os.path.exists(args.berth):
         sys.exit(f"bench: {args.berth} not found (cargo build --release, or --berth PATH)")
@@ -326,6 +400,13 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="berth-bench-"))
     tar = root / "busybox.tar"
     subprocess.run([str(REPO / "scripts/make-busybox-image.sh"), str(tar)], check=True)
+    registry, compressed = None, 0
+    pull_ref = ""
+    if args.pull_mb:
+        registry = pullbench.Registry(root / "registry")
+        compressed = pullbench.upload_image(registry, "bench/big", args.pull_mb,
+                                            pullbench.rootfs_from_image_tar(tar))
+        pull_ref = f"{registry.addr}/bench/big:latest"
     wanted = args.engines.split(",")
     engines = []
     if "berth" in wanted:
@@ -333,14 +414,21 @@ def main() -> int:
     if "dockerd" in wanted and Dockerd.available():
         engines.append(Dockerd(root / "dockerd"))
     if "podman" in wanted and Podman.available():
-        engines.append(Podman(root / "podman"))
+        engines.append(Podman(root / "podman", registry.addr if registry else "localhost:5000"))
     rows = {"cold /_ping (ms)": {}, "warm /_ping (ms)": {},
             f"GET /images/json, {args.images} images (ms)": {},
             f"docker images, {args.images} images (ms)": {},
             "docker run --rm busybox true, --network none (ms)": {},
             "docker create (ms)": {},
             "docker exec c true (ms)": {},
-            "per-container monitor VmRSS (KiB)": {}}
+            "per-container monitor VmRSS (KiB)": {},
+            "100 x docker create in sequence (ms, total)": {},
+            "docker ps -a, 100 containers (ms)": {},
+            "engine memory idle, 0 containers (MiB PSS)": {},
+            "engine memory idle, 50 containers (MiB PSS)": {},
+            f"docker pull {args.pull_mb} MB image, local registry (ms)": {},
+            "  pull throughput (MB/s compressed)": {},
+            "  pull CPU (s per 100 MB)": {}}
     keys = list(rows)
     try:
         for eng in engines:
@@ -357,11 +445,19 @@ def main() -> int:
                 rows[keys[2]][eng.name] = med(timed(lambda s=sock: ok(s, "/images/json"), args.repeat))
                 rows[keys[3]][eng.name] = med(timed(lambda s=sock: docker_images(s), args.repeat))
                 try:
-                    c = containers(sock, args.repeat)
-                    for k, f in zip(keys[4:], ("run", "create", "exec", "rss")):
+                    c = containers(eng, sock, args.repeat)
+                    for k, f in zip(keys[4:], ("run", "create", "exec", "rss", "create100", "ps",
+                                               "mem0", "mem50")):
                         rows[k][eng.name] = c[f]
                 except (subprocess.CalledProcessError, AssertionError) as e:
                     print(f"bench: containers on {eng.name}: {e}", file=sys.stderr)
+                if registry:
+                    try:
+                        p = pullbench.pull_figures(eng, cli, sock, pull_ref, compressed, args.pull_runs)
+                        for k, f in zip(keys[12:], ("wall", "mbps", "cpu")):
+                            rows[k][eng.name] = p[f]
+                    except (subprocess.CalledProcessError, AssertionError, ValueError) as e:
+                        print(f"bench: pull on {eng.name}: {e}", file=sys.stderr)
             finally:
                 eng.stop()
     finally:
@@ -370,6 +466,8 @@ def main() -> int:
                 eng.stop()
             except Exception as e:  # noqa: BLE001 - report and go on cleaning up
                 print(f"bench: stopping {eng.name}: {e}", file=sys.stderr)
+        if registry:
+            registry.stop()
         subprocess.run(["rm", "-rf", str(root)], check=False)
 
     names = [e.name for e in engines]
@@ -387,6 +485,8 @@ def main() -> int:
         print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
         if i == 0:
             print("  ".join("-" * w for w in widths))
+    print("\nRatios are other/berth: above 1 means berth is faster or smaller, except for pull "
+          "throughput, where below 1 means berth is faster.")
     if "dockerd" in names:
         print("\ndockerd is resident: its cold figure is dockerd start to first /_ping (3 runs).")
     return 0
