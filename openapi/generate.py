@@ -60,25 +60,18 @@ SWARM_503 = (
     "connect this node to swarm and try again."
 )
 STUBS = {
-    "Auth": (
-        "not-implemented: registry support comes later",
-        501,
-        "berth cannot log in to registries yet: registry support comes in a later release",
-    ),
     "ImagePush": ("not-implemented: registry support comes later", 501, REGISTRY_501),
     "ImageSearch": ("not-implemented: registry support comes later", 501, REGISTRY_501),
-    "Distribution": ("not-implemented: registry support comes later", 501, REGISTRY_501),
     "Build": (
         "not-implemented: /build comes later",
         501,
         "berth cannot build images yet: /build comes in a later release",
     ),
     "ImageCreate": (
-        "partial: import from the request body only (fromSrc=-); pull (fromImage) and "
-        "fromSrc=<url> answer 501, registry support comes later",
+        "partial: pull (fromImage) and import from the request body (fromSrc=-); "
+        "fromSrc=<url> answers 501",
         501,
-        "berth cannot pull docker.io/library/alpine yet: registry support comes in a later "
-        "release; use docker load or docker import",
+        "berth imports from the request body only (fromSrc=-)",
     ),
     "PluginInspect": ("no-plugins: always 404", 404, 'plugin "vieux/sshfs:latest" not found'),
     "PluginOther": ("no-plugins: always 404", 404, "berth does not support plugins"),

@@ -6,9 +6,10 @@
 #  1. installs runc, busybox-static and systemd's socket tools from Debian;
 #  2. builds the release binaries and installs them as /usr/local/bin/berth and berth-monitor;
 #  3. creates the group `berth` (members may use /run/berth.sock) and installs the units;
-#  4. starts the socket: `systemctl enable --now berth.socket` where systemd is PID 1,
-#     otherwise systemd-socket-activate in the background (pid in /run/berth-activate.pid),
-#     running the ExecStart of berth.service exactly as systemd would;
+#  4. starts the socket: `systemctl enable --now berth.socket` where systemd is PID 1 (and
+#     enables berth-restart.service, which runs `berth boot` at every boot), otherwise
+#     systemd-socket-activate in the background (pid in /run/berth-activate.pid), running the
+#     ExecStart of berth.service exactly as systemd would;
 #  5. makes busybox:latest from the host's static busybox, so there is an image to run
 #     without any registry;
 #  6. prints the DOCKER_HOST to export.
@@ -60,7 +61,8 @@ install -D -m 0644 "$repo/README.md" /usr/local/share/doc/berth/README.md
 
 # --- 3. group and units ------------------------------------------------------------------
 getent group berth >/dev/null || { say "creating group berth"; groupadd --system berth; }
-for unit in berth.socket berth.service berth-accept.socket berth-accept@.service; do
+for unit in berth.socket berth.service berth-accept.socket berth-accept@.service \
+    berth-restart.service; do
     install -D -m 0644 "$repo/systemd/$unit" "$unitdir/$unit"
 done
 mkdir -p /var/lib/berth /run/berth
@@ -80,6 +82,9 @@ if systemd_is_pid1; then
     say "systemd is PID 1: enabling berth.socket"
     systemctl daemon-reload
     systemctl enable --now berth.socket
+    # At every boot: containers of the previous boot marked exited, restart policies applied.
+    # Not started now: it would also start `always` containers someone stopped.
+    systemctl enable berth-restart.service
 else
     if activator_running; then
         say "socket activator already running (pid $(cat "$pidfile"))"
@@ -104,6 +109,7 @@ else
     # what SocketMode=0660 and SocketGroup=berth do under systemd
     chgrp berth "$sock"
     chmod 0660 "$sock"
+    say "without systemd nothing runs /usr/local/bin/berth boot at boot: run it after a reboot"
 fi
 
 # --- 5. busybox:latest ---------------------------------------------------------------------

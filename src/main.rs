@@ -10,6 +10,8 @@ use berth::config::{DEFAULT_DATA_ROOT, DEFAULT_RUN_ROOT, Paths};
 use berth::engine::{Engine, EngineConfig};
 use berth::serve::{self, ServeOptions, Source, activation};
 
+mod chores;
+
 #[derive(Parser)]
 #[command(
     name = "berth",
@@ -47,9 +49,14 @@ enum Command {
         /// Log filter (error, warn, info, debug, trace, or tracing directives).
         #[arg(long, env = "BERTH_LOG", default_value = "warn")]
         log_level: String,
+        /// berth's config file (registry settings); a missing file means the defaults.
+        #[arg(long = "config", env = "BERTH_CONFIG", default_value = berth::registry::config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
         #[command(flatten)]
         roots: Roots,
     },
+    #[command(flatten)]
+    Chore(chores::Chore),
     /// Chores other berth processes ask for; not for people.
     #[command(hide = true)]
     Internal {
@@ -60,12 +67,17 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Internal {
-    /// A container's monitor reports an exit (`died`) or an automatic restart (`restarted`).
+    #[command(flatten)]
+    Chore(chores::InternalChore),
+    /// A container's monitor reports an exit (`died`), an automatic restart (`restarted`) or a
+    /// new health status (`health healthy|unhealthy|starting`).
     ContainerEvent {
         #[command(flatten)]
         roots: Roots,
         id: String,
         event: String,
+        /// The event's argument (the health status).
+        arg: Option<String>,
     },
 }
 
@@ -78,9 +90,11 @@ fn main() -> anyhow::Result<()> {
             host,
             idle_timeout,
             log_level,
+            config,
             roots,
         } => {
             init_logging(&log_level);
+            let registry = berth::registry::RegistryConfig::load(&config)?;
             let source = match (activated, host) {
                 (Some(a), _) => Source::Activated(a),
                 (None, Some(h)) => match h.strip_prefix("unix://") {
@@ -91,7 +105,8 @@ fn main() -> anyhow::Result<()> {
                     "no socket: run under systemd socket activation (LISTEN_FDS) or pass --host unix:///path"
                 ),
             };
-            let engine = engine_for(roots);
+            let engine = engine_for(roots, registry);
+            chores::on_serve(&engine);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -108,22 +123,33 @@ fn main() -> anyhow::Result<()> {
             served?;
             Ok(())
         }
+        Command::Chore(chore) => chores::run(chore),
         Command::Internal {
-            what: Internal::ContainerEvent { roots, id, event },
+            what: Internal::Chore(chore),
+        } => chores::run_internal(chore),
+        Command::Internal {
+            what:
+                Internal::ContainerEvent {
+                    roots,
+                    id,
+                    event,
+                    arg,
+                },
         } => {
             init_logging("warn");
-            let engine = engine_for(roots);
-            berth::engine::containers::exited::monitor_event(&engine, &id, &event)
+            let engine = engine_for(roots, Default::default());
+            berth::engine::containers::exited::monitor_event(&engine, &id, &event, arg.as_deref())
                 .map_err(|e| anyhow::anyhow!(e.message))
                 .with_context(|| format!("container {id}: {event}"))
         }
     }
 }
 
-fn engine_for(roots: Roots) -> Engine {
+fn engine_for(roots: Roots, registry: berth::registry::RegistryConfig) -> Engine {
     Engine::new(EngineConfig {
         paths: Paths::new(roots.data_root, roots.run_root),
         runtime: roots.runtime,
+        registry,
     })
 }
 

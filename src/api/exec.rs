@@ -118,14 +118,17 @@ pub async fn start(ctx: &Ctx, id: String, req: Request<Incoming>) -> ApiResult {
 
     let engine = ctx.engine.clone();
     let eid = id.clone();
+    if detach {
+        // Its own supervisor records the exit: nothing of it stays with this process.
+        blocking(move || ex::start_detached(&engine, ex::claim(&engine, &eid)?)).await?;
+        return Ok(empty(StatusCode::OK));
+    }
     let (rec, session) = blocking(move || {
         let mut rec = ex::claim(&engine, &eid)?;
         if console_size.is_some() {
             rec.extra.console_size = console_size;
         }
-        let mode = if detach {
-            Mode::Detached
-        } else if rec.process_config.tty {
+        let mode = if rec.process_config.tty {
             Mode::Tty
         } else {
             Mode::Pipes {
@@ -145,7 +148,7 @@ pub async fn start(ctx: &Ctx, id: String, req: Request<Incoming>) -> ApiResult {
     let session = match session {
         Ok(s) => s,
         // moby hijacks before starting the process: its failure is text on the stream.
-        Err(e) if upgrade && !detach && on_upgrade.is_some() => {
+        Err(e) if upgrade && on_upgrade.is_some() => {
             let text = format!("{}\r\n", e.message);
             let on_upgrade = on_upgrade.expect("checked above");
             let guard = ctx.activity.guard();
@@ -161,9 +164,6 @@ pub async fn start(ctx: &Ctx, id: String, req: Request<Incoming>) -> ApiResult {
         }
         Err(e) => return Err(e.into()),
     };
-    if detach {
-        return Ok(empty(StatusCode::OK));
-    }
     let Session {
         input,
         mut output,
@@ -237,12 +237,15 @@ pub async fn start(ctx: &Ctx, id: String, req: Request<Incoming>) -> ApiResult {
         };
         input_task.abort();
         if detached {
-            // Keep draining so the process never blocks on a full pipe.
-            tokio::spawn(async move { while output.recv().await.is_some() {} });
-        } else {
-            // The exit code is recorded before the stream ends.
+            let _ = client_w.shutdown().await;
+            // Keep draining so the process never blocks on a full pipe, and stay (as activity)
+            // until its exit is recorded.
+            while output.recv().await.is_some() {}
             let _ = done.await;
+            return;
         }
+        // The exit code is recorded before the stream ends.
+        let _ = done.await;
         let _ = client_w.shutdown().await;
     });
     super::response::switching_protocols(content_type)

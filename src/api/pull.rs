@@ -3,13 +3,34 @@
 
 use hyper::{Request, body::Incoming};
 
+use crate::engine::progress::{self, ProgressSender};
+use crate::engine::pull as eng;
+use crate::registry::AuthConfig;
+
 use super::Ctx;
 use super::params::Query;
-use super::response::{ApiError, ApiResult};
+use super::response::{ApiResult, streaming};
 
-pub async fn pull(_ctx: &Ctx, q: &Query, _req: Request<Incoming>) -> ApiResult {
+pub async fn pull(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
     let from_image = q.get("fromImage").unwrap_or("");
-    Err(ApiError::not_implemented(format!(
-        "berth cannot pull {from_image} yet: registry support comes in a later release; use docker load or docker import"
-    )))
+    let tag = q.get("tag").unwrap_or("");
+    let platform = q.get("platform").unwrap_or("");
+    let creds = AuthConfig::from_header(
+        req.headers()
+            .get("X-Registry-Auth")
+            .and_then(|v| v.to_str().ok()),
+    );
+    let request = eng::parse_request(from_image, tag, platform)?;
+    // Errors up to the first manifest are HTTP errors, as in moby (nothing written yet).
+    let prepared = eng::prepare(&ctx.engine, request, creds).await?;
+    let (out, rx) = ProgressSender::channel();
+    let engine = ctx.engine.clone();
+    let guard = ctx.activity.guard();
+    tokio::spawn(async move {
+        if let Err(e) = eng::run(engine, prepared, out.clone()).await {
+            out.send(&progress::error(&e.message)).await;
+        }
+        drop(guard);
+    });
+    Ok(streaming("application/json", rx))
 }

@@ -14,6 +14,7 @@ pub mod layers;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod search;
 pub mod system;
 
 use std::ops::{Deref, DerefMut};
@@ -31,6 +32,8 @@ pub struct EngineConfig {
     pub paths: Paths,
     /// OCI runtime binary name or path (`runc` by default).
     pub runtime: String,
+    /// Insecure registries and mirrors (berth.toml).
+    pub registry: crate::registry::RegistryConfig,
 }
 
 #[derive(Clone)]

@@ -1,1 +1,929 @@
 //! Pulling images from registries: manifest resolution, layer download, verify, extract.
+//!
+//! The shape follows moby's `distribution/pull_v2.go`: resolve the manifest (errors here are
+//! HTTP errors, before any output), then stream progress: `Pulling from`, per layer
+//! `Already exists` or `Pulling fs layer` → `Waiting` → `Downloading` → `Verifying Checksum` →
+//! `Download complete` → `Extracting` → `Pull complete`, then `Digest:` and `Status:`.
+//!
+//! Up to three blobs download at once; each is hashed while it is written to
+//! `<data-root>/blobs/sha256/<hex>` (renamed there only once verified, so an interrupted pull
+//! reuses it) and extracted in layer order as soon as it is complete, overlapping the other
+//! downloads. The layers are staged in scratch space and the image appears only when one write
+//! transaction commits its layers, rows, tag, digest and distribution metadata together.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use serde_json::{Map, json};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::image::config::{ImageConfig, chain_ids};
+use crate::image::reference::{self, Reference};
+use crate::registry::client::CONFIG_LIMIT;
+use crate::registry::manifest::{self as mf, Compression, Manifest};
+use crate::registry::{
+    AuthConfig, Descriptor, FetchedManifest, ImageManifest, Platform, RegistryClient,
+    RegistryError, platform,
+};
+use crate::store::distribution::{self as dist, BlobRow};
+use crate::store::images::{self as rows, ImageRow};
+use crate::util::time::now_nanos;
+use crate::util::{digest_hex, short_id};
+
+use super::images::LayerSource;
+use super::layers;
+use super::progress::{self, ProgressSender, Throttle};
+use super::{Engine, EngineError, Result, Scratch};
+
+/// moby's `max-concurrent-downloads` default.
+const MAX_CONCURRENT_DOWNLOADS: usize = 3;
+
+/// What `POST /images/create?fromImage=` asks for.
+#[derive(Debug, Clone)]
+pub struct PullRequest {
+    /// Name, plus a tag or a digest; neither means all tags.
+    pub reference: Reference,
+    /// `platform=`; `None` is the host's.
+    pub platform: Option<Platform>,
+}
+
+impl PullRequest {
+    pub fn all_tags(&self) -> bool {
+        self.reference.tag().is_none() && self.reference.digest().is_none()
+    }
+}
+
+fn is_digest(s: &str) -> bool {
+    s.split_once(':').is_some_and(|(alg, hex)| {
+        !alg.is_empty()
+            && hex.len() >= 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    })
+}
+
+/// moby's `postImagesCreate`: a trailing `:` is dropped (old `pull -a`), `tag` may be a digest.
+pub fn parse_request(from_image: &str, tag: &str, platform: &str) -> Result<PullRequest> {
+    let image = from_image.strip_suffix(':').unwrap_or(from_image);
+    let mut r = reference::parse_normalized(image)?;
+    if !tag.is_empty() {
+        r = if is_digest(tag) {
+            r.trim_named().with_digest(tag)?
+        } else {
+            r.with_tag(tag)?
+        };
+    }
+    let platform = if platform.is_empty() {
+        None
+    } else {
+        Some(Platform::parse(platform).map_err(|e| EngineError::invalid(e.to_string()))?)
+    };
+    Ok(PullRequest {
+        reference: r,
+        platform,
+    })
+}
+
+/// A registry failure in Docker's words (moby's `translatePullError`): denied, unknown
+/// manifest and unknown repository are 404s with moby's texts; the rest is a 500.
+pub fn pull_error(e: RegistryError, r: &Reference) -> EngineError {
+    let familiar_string = r.familiar();
+    let familiar_name = r.familiar_name();
+    match &e {
+        RegistryError::Api { entry, .. } => match entry.code.as_str() {
+            "DENIED" => EngineError::not_found(format!(
+                "pull access denied for {familiar_name}, repository does not exist or may require 'docker login': {entry}"
+            )),
+            "MANIFEST_UNKNOWN" => {
+                EngineError::not_found(format!("manifest for {familiar_string} not found: {entry}"))
+            }
+            "NAME_UNKNOWN" => {
+                EngineError::not_found(format!("repository {familiar_name} not found: {entry}"))
+            }
+            _ => EngineError::internal(e.to_string()),
+        },
+        RegistryError::NoMatchingPlatform(_) => EngineError::not_found(e.to_string()),
+        RegistryError::InvalidPlatform(_) => EngineError::invalid(e.to_string()),
+        RegistryError::UnsupportedMediaType(_) => EngineError::invalid(e.to_string()),
+        _ => EngineError::internal(e.to_string()),
+    }
+}
+
+/// A pull whose first manifest (or tag list) is known: ready to stream.
+pub struct Prepared {
+    client: Arc<RegistryClient>,
+    request: PullRequest,
+    first: Option<FetchedManifest>,
+    tags: Vec<String>,
+}
+
+/// Contact the registry: everything that can fail before the first progress message.
+pub async fn prepare(engine: &Engine, request: PullRequest, creds: AuthConfig) -> Result<Prepared> {
+    let r = &request.reference;
+    let client = RegistryClient::for_reference(&engine.config().registry, r, creds)
+        .map_err(|e| pull_error(e, r))?;
+    if request.all_tags() {
+        let tags = client.list_tags().await.map_err(|e| pull_error(e, r))?;
+        return Ok(Prepared {
+            client: Arc::new(client),
+            request,
+            first: None,
+            tags,
+        });
+    }
+    let wanted = r.digest().or(r.tag()).unwrap_or("latest").to_string();
+    let first = client
+        .get_manifest(&wanted)
+        .await
+        .map_err(|e| pull_error(e, r))?;
+    Ok(Prepared {
+        client: Arc::new(client),
+        request,
+        first: Some(first),
+        tags: Vec::new(),
+    })
+}
+
+/// Pull what was prepared, writing progress to `out`. An error is returned for the caller to
+/// put in the stream.
+pub async fn run(engine: Engine, p: Prepared, out: ProgressSender) -> Result<()> {
+    let requested = p.request.reference.clone();
+    let mut updated = false;
+    let mut last_image = None;
+    let mut mismatch = None;
+    if let Some(first) = p.first {
+        let (id, u, platform) = pull_one(
+            &engine,
+            &p.client,
+            &requested,
+            first,
+            &p.request.platform,
+            &out,
+        )
+        .await?;
+        updated = u;
+        last_image = Some(id);
+        mismatch = p
+            .request
+            .platform
+            .as_ref()
+            .filter(|want| !want.matches(&platform))
+            .map(|want| (want.display(), platform.display()));
+    } else {
+        let name = requested.clone().trim_named();
+        for tag in &p.tags {
+            let r = name.clone().with_tag(tag)?;
+            let m = p
+                .client
+                .get_manifest(tag)
+                .await
+                .map_err(|e| pull_error(e, &r))?;
+            let (id, u, _) = pull_one(&engine, &p.client, &r, m, &p.request.platform, &out).await?;
+            updated |= u;
+            last_image = Some(id);
+        }
+    }
+    log_pull_event(&engine, &requested, last_image).await?;
+    let status = if updated {
+        "Downloaded newer image for"
+    } else {
+        "Image is up to date for"
+    };
+    out.send(&progress::message(
+        "",
+        &format!("Status: {status} {}", requested.familiar()),
+    ))
+    .await;
+    // moby keeps a single-platform image that is not the one asked for, with a warning.
+    if let Some((want, actual)) = mismatch {
+        out.send(&progress::message(
+            "",
+            &format!(
+                "WARNING: image with reference {} was found but its platform ({actual}) does not match the specified platform ({want})",
+                requested.familiar()
+            ),
+        ))
+        .await;
+    }
+    Ok(())
+}
+
+/// moby logs `pull` with the familiar reference as the actor and the familiar name as `name`,
+/// plus the image's labels.
+async fn log_pull_event(engine: &Engine, r: &Reference, image: Option<String>) -> Result<()> {
+    let engine = engine.clone();
+    let actor = r.familiar();
+    let name = r.familiar_name();
+    blocking(move || {
+        let mut store = engine.store()?;
+        store.write(|tx| {
+            let mut attrs = Map::new();
+            if let Some(id) = image
+                && let Some(row) = rows::get_image(tx, &id)?
+                && let Ok(cfg) = ImageConfig::parse(&row.config)
+            {
+                for (k, v) in cfg.labels() {
+                    attrs.insert(k, json!(v));
+                }
+            }
+            attrs.insert("name".into(), json!(name));
+            crate::store::events::append(tx, now_nanos(), "image", "pull", &actor, &attrs)?;
+            Ok::<_, EngineError>(())
+        })
+    })
+    .await
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::internal(format!("internal error: {e}")))?
+}
+
+/// A clonable failure, so one download can be awaited by several layers.
+type Shared<T> =
+    futures_util::future::Shared<BoxFuture<'static, std::result::Result<T, Arc<EngineError>>>>;
+
+fn unshare(e: Arc<EngineError>) -> EngineError {
+    EngineError::new(e.kind, e.message.clone())
+}
+
+/// Pull one tag or digest; returns the image ID, whether the reference changed, and the
+/// image's platform.
+async fn pull_one(
+    engine: &Engine,
+    client: &Arc<RegistryClient>,
+    r: &Reference,
+    fetched: FetchedManifest,
+    want: &Option<Platform>,
+    out: &ProgressSender,
+) -> Result<(String, bool, Platform)> {
+    // moby shows the full reference for a digest, the tag otherwise.
+    let tag_or_digest = if r.digest().is_some() {
+        r.full()
+    } else {
+        r.tag().unwrap_or("latest").to_string()
+    };
+    out.send(&progress::message(
+        &tag_or_digest,
+        &format!("Pulling from {}", r.path()),
+    ))
+    .await;
+    let manifest_digest = fetched.digest.clone();
+    let manifest = resolve_platform(client, fetched, want)
+        .await
+        .map_err(|e| pull_error(e, r))?;
+    check_media_types(&manifest)?;
+
+    let config = client
+        .get_blob_bytes(&manifest.config.digest, CONFIG_LIMIT)
+        .await
+        .map_err(|e| pull_error(e, r))?;
+    let cfg = ImageConfig::parse(&config)
+        .map_err(|e| EngineError::invalid(format!("invalid image config: {e}")))?;
+    let os = cfg.str_field("os");
+    if !os.is_empty() && os != "linux" {
+        return Err(EngineError::invalid(format!(
+            "image operating system \"{os}\" cannot be used on this platform"
+        )));
+    }
+    let image_platform = Platform {
+        architecture: cfg.str_field("architecture").to_string(),
+        os: cfg.str_field("os").to_string(),
+        variant: Some(cfg.str_field("variant").to_string()).filter(|v| !v.is_empty()),
+        ..Default::default()
+    };
+    let diff_ids = cfg.diff_ids();
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(root_fs_mismatch());
+    }
+    let chains = chain_ids(&diff_ids);
+    let present = {
+        let engine = engine.clone();
+        let chains = chains.clone();
+        blocking(move || {
+            let paths = engine.paths().clone();
+            let mut store = engine.store()?;
+            store.read(|tx| {
+                chains
+                    .iter()
+                    .map(|c| Ok(layers::present(tx, &paths, c)?.is_some()))
+                    .collect::<Result<Vec<bool>>>()
+            })
+        })
+        .await?
+    };
+
+    for (i, l) in manifest.layers.iter().enumerate() {
+        let status = if present[i] {
+            "Already exists"
+        } else {
+            "Pulling fs layer"
+        };
+        out.send(&progress::update(short_id(&l.digest), status))
+            .await;
+    }
+
+    // Start every download now (three at a time); extract in order as they complete.
+    let semaphore = Arc::new(Semaphore::new(MAX_CONCURRENT_DOWNLOADS));
+    let mut downloads: HashMap<String, Shared<Blob>> = HashMap::new();
+    // However this function ends, no download outlives it (a failure stops the others, as in
+    // Docker; verified blobs already in the cache stay for the next pull).
+    let mut running = AbortOnDrop(Vec::new());
+    sweep_partials(&blob_dir(engine));
+    for (i, l) in manifest.layers.iter().enumerate() {
+        if present[i] || downloads.contains_key(&l.digest) {
+            continue;
+        }
+        let task = tokio::spawn(download(
+            engine.clone(),
+            client.clone(),
+            l.clone(),
+            semaphore.clone(),
+            out.clone(),
+        ));
+        running.0.push(task.abort_handle());
+        let fut: BoxFuture<'static, std::result::Result<Blob, Arc<EngineError>>> = async move {
+            match task.await {
+                Ok(r) => r.map_err(Arc::new),
+                Err(e) => Err(Arc::new(EngineError::internal(format!("download: {e}")))),
+            }
+        }
+        .boxed();
+        downloads.insert(l.digest.clone(), fut.shared());
+    }
+
+    let scratch = Arc::new(engine.scratch("pull")?);
+    let mut sources = Vec::new();
+    let mut blobs = Vec::new();
+    let mut files = Vec::new();
+    let result: Result<()> = async {
+        for (i, l) in manifest.layers.iter().enumerate() {
+            if present[i] {
+                sources.push(LayerSource::Present);
+                continue;
+            }
+            let blob = downloads[&l.digest].clone().await.map_err(unshare)?;
+            let staged = {
+                let (engine, scratch, out, l, file) = (
+                    engine.clone(),
+                    scratch.clone(),
+                    out.clone(),
+                    l.clone(),
+                    blob.file.clone(),
+                );
+                blocking(move || extract(&engine, &scratch, i, file, &l, &out)).await?
+            };
+            if staged.diff_id != diff_ids[i] {
+                return Err(root_fs_mismatch());
+            }
+            out.send(&progress::update(short_id(&l.digest), "Pull complete"))
+                .await;
+            blobs.push(BlobRow {
+                diff_id: staged.diff_id.clone(),
+                digest: l.digest.clone(),
+                media_type: l.media_type.clone(),
+                size: l.size,
+                registry: r.domain().to_string(),
+                repository: r.path().to_string(),
+            });
+            files.push(blob.path);
+            sources.push(LayerSource::Staged(staged));
+        }
+        Ok(())
+    }
+    .await;
+    result?;
+
+    let (id, updated) = {
+        let engine = engine.clone();
+        let r = r.clone();
+        let manifest_digest = manifest_digest.clone();
+        let scratch = scratch.clone();
+        blocking(move || {
+            let out = commit(
+                &engine,
+                &config,
+                sources,
+                &chains,
+                &r,
+                &manifest_digest,
+                &blobs,
+            );
+            drop(scratch);
+            out
+        })
+        .await?
+    };
+    for f in files {
+        let _ = std::fs::remove_file(f);
+    }
+    out.send(&progress::message(
+        "",
+        &format!("Digest: {manifest_digest}"),
+    ))
+    .await;
+    Ok((id, updated, image_platform))
+}
+
+fn root_fs_mismatch() -> EngineError {
+    EngineError::invalid("layers from manifest don't match image configuration")
+}
+
+/// An index becomes the manifest for the wanted platform (the host's by default).
+async fn resolve_platform(
+    client: &RegistryClient,
+    fetched: FetchedManifest,
+    want: &Option<Platform>,
+) -> std::result::Result<ImageManifest, RegistryError> {
+    match fetched.manifest {
+        Manifest::Image(m) => Ok(m),
+        Manifest::Index(idx) => {
+            let want = want.clone().unwrap_or_else(Platform::host);
+            let entry = platform::select(&idx.manifests, &want)
+                .ok_or_else(|| RegistryError::NoMatchingPlatform(want.display()))?;
+            let inner = client.get_manifest(&entry.digest).await?;
+            match inner.manifest {
+                Manifest::Image(m) => Ok(m),
+                Manifest::Index(_) => Err(RegistryError::InvalidManifest(
+                    "an index inside an index is not supported".into(),
+                )),
+            }
+        }
+    }
+}
+
+/// moby's `validateMediaType` for the config, and only layer media types we can unpack.
+fn check_media_types(m: &ImageManifest) -> Result<()> {
+    let cfg = m.config.media_type.as_str();
+    if !matches!(
+        cfg,
+        mf::MEDIA_DOCKER_CONFIG | mf::MEDIA_OCI_CONFIG | "application/octet-stream"
+    ) {
+        let class = if cfg.contains("helm") {
+            "Helm chart"
+        } else if cfg.contains("plugin") {
+            "plugin"
+        } else {
+            "unknown"
+        };
+        return Err(EngineError::invalid(format!(
+            "Encountered remote \"{cfg}\"({class}) when fetching"
+        )));
+    }
+    for l in &m.layers {
+        if mf::layer_compression(&l.media_type).is_none() {
+            return Err(EngineError::invalid(format!(
+                "unsupported media type {}",
+                l.media_type
+            )));
+        }
+        if !l.digest.starts_with("sha256:") || digest_hex(&l.digest).len() != 64 {
+            return Err(EngineError::invalid(format!(
+                "unsupported digest {}",
+                l.digest
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Where verified blobs wait for extraction: `<data-root>/blobs/sha256/<hex>`.
+fn blob_dir(engine: &Engine) -> PathBuf {
+    engine.paths().data_root.join("blobs").join("sha256")
+}
+
+/// Aborts the download tasks it holds when dropped.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
+/// A verified blob in the cache, opened: another pull may remove the path once it commits,
+/// the open file stays readable.
+#[derive(Clone)]
+struct Blob {
+    path: PathBuf,
+    file: Arc<File>,
+}
+
+/// Remove what interrupted pulls left behind: partial downloads older than an hour (one in
+/// progress elsewhere is younger) and verified blobs no pull came back for within a day.
+fn sweep_partials(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let hour = std::time::Duration::from_secs(3600);
+    for e in entries.flatten() {
+        let p = e.path();
+        let Some(age) = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+        else {
+            continue;
+        };
+        let partial = p.extension().is_some_and(|x| x == "partial");
+        if (partial && age > hour) || (!partial && age > 24 * hour) {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Download one blob into the cache (or find it there), hashing as it arrives.
+async fn download(
+    engine: Engine,
+    client: Arc<RegistryClient>,
+    desc: Descriptor,
+    semaphore: Arc<Semaphore>,
+    out: ProgressSender,
+) -> Result<Blob> {
+    // A concurrent pull of the same blob may remove the cached file once it commits, between
+    // our finding it and opening it: then fetch it again.
+    for _ in 0..2 {
+        let path = fetch_blob(&engine, &client, &desc, &semaphore, &out).await?;
+        match File::open(&path) {
+            Ok(f) => {
+                return Ok(Blob {
+                    path,
+                    file: Arc::new(f),
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(EngineError::internal(format!(
+        "blob {} vanished while pulling",
+        desc.digest
+    )))
+}
+
+async fn fetch_blob(
+    engine: &Engine,
+    client: &RegistryClient,
+    desc: &Descriptor,
+    semaphore: &Arc<Semaphore>,
+    out: &ProgressSender,
+) -> Result<PathBuf> {
+    let id = short_id(&desc.digest).to_string();
+    let _permit = match semaphore.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            out.send(&progress::update(&id, "Waiting")).await;
+            semaphore
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| EngineError::internal(e.to_string()))?
+        }
+    };
+    let dir = blob_dir(engine);
+    let cached = dir.join(digest_hex(&desc.digest));
+    if cached.is_file() {
+        // Verified by an earlier pull that did not finish: no need to fetch it again.
+        out.send(&progress::update(&id, "Verifying Checksum")).await;
+        out.send(&progress::update(&id, "Download complete")).await;
+        return Ok(cached);
+    }
+    std::fs::create_dir_all(&dir)?;
+    let mut resp = client
+        .get_blob(&desc.digest)
+        .await
+        .map_err(|e| EngineError::internal(e.to_string()))?;
+    let url = resp.url().to_string();
+    let partial = dir.join(format!(
+        "{}.{}.partial",
+        digest_hex(&desc.digest),
+        &crate::util::random_id()[..8]
+    ));
+    let guard = RemoveOnDrop(Some(partial.clone()));
+    // Hashing and writing happen on a blocking thread, so several downloads use both cores.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    let writer = {
+        let partial = partial.clone();
+        tokio::task::spawn_blocking(move || write_blob(rx, &partial))
+    };
+    let total = desc.size;
+    let mut current: i64 = 0;
+    let mut throttle = Throttle::default();
+    let mut sent: i64 = -1;
+    let mut failed = None;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                current += chunk.len() as i64;
+                if total > 0 && current > total {
+                    failed = Some(verification_failed(&desc.digest));
+                    break;
+                }
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
+                if throttle.ready(false) {
+                    sent = current;
+                    if !out
+                        .send(&progress::counts(&id, "Downloading", current, total))
+                        .await
+                    {
+                        failed = Some(EngineError::internal("client went away"));
+                        break;
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                failed = Some(EngineError::internal(
+                    crate::registry::error::transport(&reqwest::Method::GET, &url, &e).to_string(),
+                ));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| EngineError::internal(e.to_string()))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let digest = written?;
+    if sent != current {
+        out.send(&progress::counts(&id, "Downloading", current, total))
+            .await;
+    }
+    out.send(&progress::update(&id, "Verifying Checksum")).await;
+    if digest != desc.digest {
+        return Err(verification_failed(&desc.digest));
+    }
+    std::fs::rename(&partial, &cached)?;
+    std::mem::forget(guard);
+    out.send(&progress::update(&id, "Download complete")).await;
+    Ok(cached)
+}
+
+fn verification_failed(digest: &str) -> EngineError {
+    EngineError::invalid(format!(
+        "filesystem layer verification failed for digest {digest}"
+    ))
+}
+
+/// Removes a partial file unless disarmed (with `mem::forget`).
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Write the chunks to `path`, hashing them; returns `sha256:<hex>`.
+fn write_blob(mut rx: tokio::sync::mpsc::Receiver<Bytes>, path: &Path) -> Result<String> {
+    let mut file = io::BufWriter::with_capacity(1 << 20, File::create(path)?);
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = rx.blocking_recv() {
+        hasher.update(&chunk);
+        file.write_all(&chunk)?;
+    }
+    file.into_inner()
+        .map_err(|e| EngineError::internal(e.to_string()))?
+        .sync_all()?;
+    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+}
+
+/// Counts compressed bytes read, for `Extracting` progress.
+struct ExtractProgress<R> {
+    inner: R,
+    id: String,
+    current: i64,
+    total: i64,
+    throttle: Throttle,
+    out: ProgressSender,
+}
+
+impl<R: Read> Read for ExtractProgress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.current += n as i64;
+        if self.throttle.ready(n == 0) && n > 0 {
+            self.out.blocking_send(&progress::counts(
+                &self.id,
+                "Extracting",
+                self.current,
+                self.total,
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Extract a verified blob into scratch space (blocking). The compression is taken from the
+/// content (gzip and zstd magic), as Docker's decompressor does, not trusted from the media type.
+fn extract(
+    engine: &Engine,
+    scratch: &Scratch,
+    index: usize,
+    file: Arc<File>,
+    desc: &Descriptor,
+    out: &ProgressSender,
+) -> Result<layers::StagedLayer> {
+    let id = short_id(&desc.digest).to_string();
+    let total = file.metadata()?.len() as i64;
+    let mut counted = ExtractProgress {
+        inner: io::BufReader::with_capacity(1 << 20, AtReader { file, pos: 0 }),
+        id: id.clone(),
+        current: 0,
+        total,
+        throttle: Throttle::default(),
+        out: out.clone(),
+    };
+    let mut magic = [0u8; 4];
+    let n = read_prefix(&mut counted, &mut magic)?;
+    let head = io::Cursor::new(magic[..n].to_vec()).chain(counted);
+    let compression = if magic[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None // gzip and plain are told apart by the layer extractor itself
+    };
+    let name = format!("layer{index}");
+    let staged = match compression {
+        Compression::Zstd => {
+            let decoder = zstd::stream::read::Decoder::new(head)
+                .map_err(|e| EngineError::invalid(format!("invalid zstd layer: {e}")))?;
+            engine.stage_layer(scratch, &name, decoder)?
+        }
+        _ => engine.stage_layer(scratch, &name, head)?,
+    };
+    out.blocking_send(&progress::counts(&id, "Extracting", total, total));
+    Ok(staged)
+}
+
+/// Reads a shared file from its own offset (`pread`), so two readers never disturb each other.
+struct AtReader {
+    file: Arc<File>,
+    pos: u64,
+}
+
+impl Read for AtReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+fn read_prefix(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut have = 0;
+    while have < buf.len() {
+        match r.read(&mut buf[have..]) {
+            Ok(0) => break,
+            Ok(n) => have += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(have)
+}
+
+/// Record the image: layers, image row, tag, `RepoDigests` and blob metadata in one write
+/// transaction. Returns the image ID and whether the requested reference changed (moby's
+/// `pullTag` result: a tag that already named this image is "up to date").
+fn commit(
+    engine: &Engine,
+    config: &[u8],
+    sources: Vec<LayerSource>,
+    chains: &[String],
+    r: &Reference,
+    manifest_digest: &str,
+    blobs: &[BlobRow],
+) -> Result<(String, bool)> {
+    let cfg = ImageConfig::parse(config).map_err(|e| EngineError::invalid(e.to_string()))?;
+    let id = crate::util::sha256_digest(config);
+    let paths = engine.paths().clone();
+    let mut store = engine.store()?;
+    let now = now_nanos();
+    store.write(|tx| {
+        let mut size = 0i64;
+        for (i, src) in sources.iter().enumerate() {
+            let parent = i.checked_sub(1).map(|p| chains[p].as_str());
+            let row = match src {
+                LayerSource::Staged(staged) => {
+                    layers::commit(tx, &paths, staged, &chains[i], parent)?
+                }
+                LayerSource::Present => {
+                    layers::present(tx, &paths, &chains[i])?.ok_or_else(|| {
+                        EngineError::internal(format!("layer {} vanished during pull", chains[i]))
+                    })?
+                }
+            };
+            size += row.size;
+        }
+        rows::insert_image(
+            tx,
+            &ImageRow {
+                id: id.clone(),
+                config: config.to_vec(),
+                created: cfg.created_nanos(),
+                size,
+                parent: cfg.parent().to_string(),
+                added: now,
+                last_tag: 0,
+            },
+            chains,
+        )?;
+        let repo = r.clone().trim_named().full();
+        let updated = if r.digest().is_some() {
+            // moby: a digest pull always reports a download.
+            true
+        } else {
+            let before = rows::ref_target(tx, &r.full())?;
+            rows::set_ref(tx, &r.full(), &id, false, now)?;
+            before.as_deref() != Some(id.as_str())
+        };
+        dist::add_repo_digest(tx, &repo, manifest_digest, &id, now)?;
+        for b in blobs {
+            dist::record_blob(tx, b, now)?;
+        }
+        Ok::<_, EngineError>((id.clone(), updated))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ErrorKind;
+
+    #[test]
+    fn parses_pull_requests() {
+        let r = parse_request("docker.io/library/busybox", "latest", "").unwrap();
+        assert_eq!(r.reference.full(), "docker.io/library/busybox:latest");
+        assert!(!r.all_tags());
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = parse_request("127.0.0.1:5000/x", &d, "linux/arm64").unwrap();
+        assert_eq!(r.reference.full(), format!("127.0.0.1:5000/x@{d}"));
+        assert_eq!(r.platform.unwrap().architecture, "arm64");
+        let r = parse_request("busybox:", "", "").unwrap();
+        assert!(r.all_tags());
+        let r = parse_request(&format!("x@{d}"), "", "").unwrap();
+        assert_eq!(r.reference.digest(), Some(d.as_str()));
+        assert!(parse_request("UPPER", "latest", "").is_err());
+        assert!(parse_request("x", "bad tag", "").is_err());
+        assert!(parse_request("x", "latest", "linux//").is_err());
+    }
+
+    #[test]
+    fn translates_registry_errors_like_moby() {
+        let r = parse_request("127.0.0.1:5000/nope", "latest", "")
+            .unwrap()
+            .reference;
+        let api = |code: &str, message: &str| RegistryError::Api {
+            status: 404,
+            entry: crate::registry::error::ApiErrorEntry {
+                code: code.into(),
+                message: message.into(),
+            },
+        };
+        let e = pull_error(
+            api("DENIED", "requested access to the resource is denied"),
+            &r,
+        );
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert_eq!(
+            e.message,
+            "pull access denied for 127.0.0.1:5000/nope, repository does not exist or may require 'docker login': denied: requested access to the resource is denied"
+        );
+        let e = pull_error(api("MANIFEST_UNKNOWN", "manifest unknown"), &r);
+        assert_eq!(
+            e.message,
+            "manifest for 127.0.0.1:5000/nope:latest not found: manifest unknown: manifest unknown"
+        );
+        let e = pull_error(
+            api("NAME_UNKNOWN", "repository name not known to registry"),
+            &r,
+        );
+        assert_eq!(
+            e.message,
+            "repository 127.0.0.1:5000/nope not found: name unknown: repository name not known to registry"
+        );
+        let e = pull_error(api("UNAUTHORIZED", "authentication required"), &r);
+        assert_eq!(e.kind, ErrorKind::Internal);
+        assert_eq!(e.message, "unauthorized: authentication required");
+    }
+}

@@ -31,12 +31,27 @@ const STRIPPED_ENV: &[&str] = &[
 /// Safe to call from a multi-threaded process: everything the child needs is prepared before
 /// `fork()`, and the child only makes async-signal-safe calls until `execve`.
 pub fn spawn(run_dir: &Path, monitor_bin: &Path) -> Result<StartReport, MonitorError> {
+    let line = spawn_detached(monitor_bin, &[run_dir.as_os_str()], REPORT_TIMEOUT)?;
+    parse_report(&line, run_dir)
+}
+
+/// Start `bin args…` detached exactly as [`spawn`] starts a monitor (new session, double fork,
+/// clean fds and environment, sync pipe on fd 3) and return the first line it writes to fd 3
+/// before closing it (empty if it closed fd 3 without writing), waiting at most `timeout`.
+/// Used for other long-lived helpers, e.g. the supervisor of a detached exec.
+pub fn spawn_detached(
+    bin: &Path,
+    args: &[&std::ffi::OsStr],
+    timeout: Duration,
+) -> Result<String, MonitorError> {
     let cstr = |b: &[u8], what: &str| {
         CString::new(b).map_err(|_| MonitorError::Config(format!("{what} contains a NUL byte")))
     };
-    let bin = cstr(monitor_bin.as_os_str().as_bytes(), "monitor path")?;
-    let arg_dir = cstr(run_dir.as_os_str().as_bytes(), "run dir")?;
-    let argv_owned = [bin.clone(), arg_dir];
+    let bin = cstr(bin.as_os_str().as_bytes(), "program path")?;
+    let mut argv_owned = vec![bin.clone()];
+    for a in args {
+        argv_owned.push(cstr(a.as_bytes(), "argument")?);
+    }
     let mut envp_owned = Vec::new();
     for (k, v) in std::env::vars_os() {
         if STRIPPED_ENV.iter().any(|s| k.as_bytes() == s.as_bytes()) {
@@ -82,8 +97,7 @@ pub fn spawn(run_dir: &Path, monitor_bin: &Path) -> Result<StartReport, MonitorE
             break;
         }
     }
-    let line = read_report(&mut reader, REPORT_TIMEOUT)?;
-    parse_report(&line, run_dir)
+    read_report(&mut reader, timeout)
 }
 
 /// The forked child: new session, second fork, then in the grandchild fd 3 = sync pipe, 0/1/2 =

@@ -21,7 +21,9 @@
 //!         "max_size":0,"max_file":1},
 //!  "tty":false, "open_stdin":false, "stdin_once":false,
 //!  "restart":{"name":"no"|"always"|"on-failure"|"unless-stopped","max_retries":0},
-//!  "event_command":["/path/to/berth","--data-root","…","internal","container-event","<id>"]}
+//!  "event_command":["/path/to/berth","--data-root","…","internal","container-event","<id>"],
+//!  "healthcheck":{"Test":["CMD-SHELL","true"],"Interval":1000000000,"Retries":2},
+//!  "shell":null, "health":{"status":"unhealthy","failing_streak":0,"log":[…]}}
 //! ```
 //!
 //! What the monitor does, in order:
@@ -43,11 +45,21 @@
 //! 4. Loops: output goes to the log and to attached clients, stdin from clients to the container,
 //!    resize requests become `TIOCSWINSZ`. When the init exits: drain the output, `runtime delete
 //!    --force`, record the exit (code or 128+signal, OOM kill from the memory cgroup), run
-//!    `event_command + ["died"]`, and restart per policy (Docker's back-off: 100 ms doubling to
+//!    `event_command + ["died"]` (after `["oom"]` for an OOM kill not told yet: the memory
+//!    cgroup's `oom_kill` counter is also watched while the container runs, by inotify on v2's
+//!    `memory.events` and an eventfd on v1's `memory.oom_control`, each new kill running
+//!    `["oom"]` at once), and restart per policy (Docker's back-off: 100 ms doubling to
 //!    1 min, reset after a run of ≥ 10 s; never when `R/stop-requested` exists), running
 //!    `event_command + ["restarted"]` after each successful restart.
 //!    Event commands run one at a time in order (`died` before `restarted`), stdio /dev/null,
 //!    without blocking the loop; one still running after 30 s is killed.
+//!    With a `healthcheck` (not `NONE`), each run starts `starting` and probes run as
+//!    `<runtime> exec --pid-file R/health.pid <id> argv…` (the bundle's user, env and cwd), on
+//!    Docker's schedule (moby `daemon/health.go`: interval, start period and start interval,
+//!    timeout, retries, the last 5 results with output up to 4096 bytes). `state.json` gets
+//!    `health` after every result; a status change runs `event_command + ["health",
+//!    "<status>"]`. A probe past its timeout is killed (exit code -1, moby's text); while the
+//!    cgroup is frozen probes wait; at an exit the checks stop and the status is `unhealthy`.
 //! 5. When it ends for good: attached clients get the rest of their output (≤ 5 s) then EOF,
 //!    pending event commands finish, `monitor.sock`, `console.sock` and `monitor.pid` are removed
 //!    (`state.json` stays) and it exits 0.
@@ -81,8 +93,10 @@
 
 pub mod cgroup;
 pub mod console;
+pub mod health;
 pub mod launch;
 pub mod log;
+mod probe;
 pub mod proto;
 pub mod restart;
 mod run;
@@ -93,6 +107,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use health::{Health, HealthConfig};
 pub use proto::Request;
 pub use run::main;
 
@@ -140,9 +155,19 @@ pub struct MonitorConfig {
     pub stdin_once: bool,
     #[serde(default)]
     pub restart: RestartPolicy,
-    /// Run with `"died"` / `"restarted"` appended after each exit / successful restart.
+    /// Run with `"died"` / `"restarted"` appended after each exit / successful restart, and
+    /// `"health" "<status>"` when the health status changes.
     #[serde(default)]
     pub event_command: Vec<String>,
+    /// Docker's `Config.Healthcheck` as is (image's merged in at create).
+    #[serde(default)]
+    pub healthcheck: Option<HealthConfig>,
+    /// Docker's `Config.Shell`, for `CMD-SHELL` probes; empty = `/bin/sh -c`.
+    #[serde(default)]
+    pub shell: Option<Vec<String>>,
+    /// The health of earlier runs: Docker keeps its log across starts.
+    #[serde(default)]
+    pub health: Option<Health>,
 }
 
 fn default_runtime() -> String {
@@ -231,6 +256,9 @@ pub struct MonitorState {
     /// The last start error (runtime's message), empty after a successful start.
     pub error: String,
     pub monitor_pid: i32,
+    /// Present when the container has a health check to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -331,7 +359,10 @@ mod tests {
           "log":{"driver":"json-file","path":"/x/abc123-json.log","max_size":10,"max_file":3},
           "tty":true, "open_stdin":true, "stdin_once":false,
           "restart":{"name":"on-failure","max_retries":2},
-          "event_command":["/bin/berth","internal","container-event","abc123"]}"#;
+          "event_command":["/bin/berth","internal","container-event","abc123"],
+          "healthcheck":{"Test":["CMD-SHELL","true"],"Interval":1000000000,"Timeout":null},
+          "shell":null,
+          "health":{"status":"unhealthy","failing_streak":1,"log":[]}}"#;
         let c: MonitorConfig = serde_json::from_str(j).unwrap();
         c.validate().unwrap();
         assert_eq!(c.log.driver, LogDriver::JsonFile);
@@ -340,6 +371,10 @@ mod tests {
         assert_eq!(c.restart.max_retries, 2);
         assert!(c.tty && c.open_stdin && !c.stdin_once);
         assert_eq!(c.event_command.len(), 4);
+        let h = c.healthcheck.as_ref().unwrap();
+        assert_eq!(h.command(&[]).unwrap(), ["/bin/sh", "-c", "true"]);
+        assert_eq!(h.timing().interval, std::time::Duration::from_secs(1));
+        assert_eq!(c.health.unwrap().failing_streak, 1);
     }
 
     #[test]

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::cgroup::{self, OomCounter};
+use super::cgroup::{self, OomCounter, OomWatch};
+use super::health::HealthStatus;
 use super::log::{JsonLog, LineSplitter, Stream};
+use super::probe::{Changes, HealthMonitor, ProbeSetup};
 use super::proto::{self, MAX_REQUEST_LINE, Request};
 use super::restart::{RestartManager, start_failure_code};
 use super::runtime::Runtime;
@@ -175,12 +177,22 @@ impl Client {
 /// Event commands run one at a time, in order, without blocking the loop.
 struct Events {
     command: Vec<String>,
-    queue: VecDeque<&'static str>,
+    /// The arguments to append, per event.
+    queue: VecDeque<&'static [&'static str]>,
     running: Option<(i32, Instant)>,
 }
 
+/// The event arguments of a health status change.
+fn health_event(s: HealthStatus) -> &'static [&'static str] {
+    match s {
+        HealthStatus::Starting => &["health", "starting"],
+        HealthStatus::Healthy => &["health", "healthy"],
+        HealthStatus::Unhealthy => &["health", "unhealthy"],
+    }
+}
+
 impl Events {
-    fn push(&mut self, what: &'static str) {
+    fn push(&mut self, what: &'static [&'static str]) {
         if !self.command.is_empty() {
             self.queue.push_back(what);
             self.pump();
@@ -194,7 +206,7 @@ impl Events {
             };
             let mut c = Command::new(&self.command[0]);
             c.args(&self.command[1..])
-                .arg(what)
+                .args(what)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
@@ -252,7 +264,8 @@ struct Monitor {
     events: Events,
     init_pid: Option<i32>,
     started: Instant,
-    oom: Option<(OomCounter, u64)>,
+    oom: Option<OomWatch>,
+    health: Option<HealthMonitor>,
 }
 
 #[derive(Clone, Copy)]
@@ -263,6 +276,8 @@ enum Token {
     Pty,
     StdinWrite,
     Client(usize),
+    Probe,
+    Oom,
 }
 
 impl Monitor {
@@ -303,6 +318,19 @@ impl Monitor {
             ),
             LogDriver::None => None,
         };
+        let shell = cfg.shell.clone().unwrap_or_default();
+        let health = HealthMonitor::new(
+            cfg.healthcheck.as_ref(),
+            &shell,
+            cfg.health.clone(),
+            |argv| ProbeSetup {
+                runtime: cfg.runtime.clone(),
+                runtime_root: cfg.runtime_root.clone(),
+                id: cfg.id.clone(),
+                run_dir: run_dir.to_path_buf(),
+                argv,
+            },
+        );
         Ok(Monitor {
             runtime: Runtime::new(&cfg, run_dir),
             restart: RestartManager::new(cfg.restart.clone()),
@@ -324,12 +352,15 @@ impl Monitor {
             state: MonitorState {
                 status: Status::Running,
                 monitor_pid,
+                // Until the first start, the earlier runs' health (as Docker shows it).
+                health: health.as_ref().map(|h| h.health().clone()),
                 ..Default::default()
             },
             phase: Phase::Running,
             init_pid: None,
             started: Instant::now(),
             oom: None,
+            health,
         })
     }
 
@@ -420,10 +451,13 @@ impl Monitor {
         match self.runtime.read_pid() {
             Some(pid) => {
                 self.init_pid = Some(pid);
-                self.oom = OomCounter::of_pid(pid).and_then(|c| {
-                    let n = c.read()?;
-                    Some((c, n))
-                });
+                self.oom = OomCounter::of_pid(pid).and_then(OomWatch::new);
+                if self.oom.as_ref().is_some_and(|w| w.fd().is_none()) {
+                    diag(
+                        &self.run_dir,
+                        "no OOM notifier: OOM kills are told at the exit",
+                    );
+                }
                 Ok(())
             }
             None => {
@@ -448,6 +482,10 @@ impl Monitor {
         self.state.started_at = sys::now_nanos();
         self.state.error.clear();
         self.state.oom_killed = false;
+        if let Some(h) = self.health.as_mut() {
+            h.started(self.state.pid);
+            self.state.health = Some(h.health().clone());
+        }
         self.save_state();
         self.phase = Phase::Running;
         // Start-up and the runtime's fork/exec mapped much shared library text the loop never
@@ -522,6 +560,12 @@ impl Monitor {
         {
             add(Token::StdinWrite, f.as_raw_fd(), libc::POLLOUT);
         }
+        if let Some(fd) = self.health.as_ref().and_then(HealthMonitor::poll_fd) {
+            add(Token::Probe, fd, libc::POLLIN);
+        }
+        if let Some(fd) = self.oom.as_ref().and_then(OomWatch::fd) {
+            add(Token::Oom, fd, libc::POLLIN);
+        }
         let stdin_full = self.io.stdin_buf.len() >= MAX_STDIN_BUF;
         for (i, c) in self.clients.iter().enumerate() {
             let mut ev = 0;
@@ -557,6 +601,12 @@ impl Monitor {
                 Token::Pty => self.read_output(None),
                 Token::StdinWrite => self.flush_stdin(),
                 Token::Client(i) => self.client_ready(i, r),
+                Token::Probe => {
+                    if let Some(h) = self.health.as_mut() {
+                        h.read_output();
+                    }
+                }
+                Token::Oom => self.oom_check(),
             }
         }
         if sigchld {
@@ -579,6 +629,9 @@ impl Monitor {
         if let Some((_, d)) = self.events.running {
             due = Some(due.map_or(d, |x| x.min(d)));
         }
+        if let Some(d) = self.health.as_ref().and_then(HealthMonitor::next_wakeup) {
+            due = Some(due.map_or(d, |x| x.min(d)));
+        }
         match due {
             None => -1,
             Some(d) => {
@@ -599,7 +652,34 @@ impl Monitor {
                 self.first_start();
             }
             Phase::Restarting { at } if now >= at => self.do_restart(),
+            Phase::Running => {
+                if let Some(c) = self.health.as_mut().map(|h| h.tick(now)) {
+                    self.health_changed(c);
+                }
+            }
             _ => {}
+        }
+    }
+
+    /// The memory cgroup told of a change: an OOM kill while the container runs is reported
+    /// at once, and the run counts as OOM-killed (moby sets `OOMKilled` on the event).
+    fn oom_check(&mut self) {
+        let Some(w) = self.oom.as_mut() else { return };
+        if w.check() > 0 {
+            self.state.oom_killed = true;
+            self.save_state();
+            self.events.push(&["oom"]);
+        }
+    }
+
+    /// Health changed: state.json first (the event command reads it), then the event.
+    fn health_changed(&mut self, c: Changes) {
+        if c.state {
+            self.state.health = self.health.as_ref().map(|h| h.health().clone());
+            self.save_state();
+        }
+        if let Some(s) = c.event {
+            self.events.push(health_event(s));
         }
     }
 
@@ -870,14 +950,21 @@ impl Monitor {
             if self.events.reaped(pid) {
                 continue;
             }
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else if libc::WIFSIGNALED(status) {
+                128 + libc::WTERMSIG(status)
+            } else {
+                continue;
+            };
+            if let Some(c) = self.health.as_mut().and_then(|h| h.reaped(pid, code)) {
+                self.health_changed(c);
+                // Spawning the probe faulted in libc's process-creation text again: drop
+                // those shared page-table entries until the next one (see `start`).
+                sys::trim_file_mappings();
+                continue;
+            }
             if Some(pid) == self.init_pid {
-                let code = if libc::WIFEXITED(status) {
-                    libc::WEXITSTATUS(status)
-                } else if libc::WIFSIGNALED(status) {
-                    128 + libc::WTERMSIG(status)
-                } else {
-                    continue;
-                };
                 self.init_exited(code);
             }
             // Anything else is an orphan re-parented to the subreaper: reaped, nothing more.
@@ -907,11 +994,16 @@ impl Monitor {
             }
         }
         self.flush_log_lines();
-        let oom = self
-            .oom
-            .take()
-            .and_then(|(c, before)| Some(c.read()? > before))
-            .unwrap_or(false);
+        // Read before `delete` removes the cgroup; kills not yet told are told now, before `died`.
+        let oom = match self.oom.take() {
+            Some(mut w) => {
+                if w.check() > 0 {
+                    self.events.push(&["oom"]);
+                }
+                w.killed()
+            }
+            None => false,
+        };
         if let Err(e) = self.runtime.delete() {
             diag(&self.run_dir, &format!("delete: {e}"));
         }
@@ -945,12 +1037,16 @@ impl Monitor {
         self.state.pid = 0;
         self.state.error = error;
         self.state.restart_count = self.restart.restart_count;
+        if let Some(h) = self.health.as_mut() {
+            h.stopped();
+            self.state.health = Some(h.health().clone());
+        }
         // The event command reads state.json: it must already tell of this exit.
         match decision {
             Some(delay) => {
                 self.state.status = Status::Restarting;
                 self.save_state();
-                self.events.push("died");
+                self.events.push(&["died"]);
                 self.phase = Phase::Restarting {
                     at: Instant::now() + delay,
                 };
@@ -958,7 +1054,7 @@ impl Monitor {
             None => {
                 self.state.status = Status::Exited;
                 self.save_state();
-                self.events.push("died");
+                self.events.push(&["died"]);
                 self.end_for_good();
             }
         }
@@ -974,7 +1070,7 @@ impl Monitor {
         }
         let res = self.create().and_then(|()| self.start());
         match res {
-            Ok(()) => self.events.push("restarted"),
+            Ok(()) => self.events.push(&["restarted"]),
             Err(e) => {
                 diag(&self.run_dir, &format!("restart failed: {e}"));
                 self.record_exit(start_failure_code(&e), false, e);

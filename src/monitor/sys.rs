@@ -192,6 +192,43 @@ pub fn read_signals(fd: &OwnedFd) -> Vec<u32> {
     }
 }
 
+/// An inotify descriptor (non-blocking) watching `path` for modifications.
+pub fn inotify_modify(path: &Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: inotify_init1 takes flags; the new descriptor is owned by the OwnedFd at once.
+    let fd = unsafe {
+        OwnedFd::from_raw_fd(cvt(libc::inotify_init1(
+            libc::IN_NONBLOCK | libc::IN_CLOEXEC,
+        ))?)
+    };
+    // SAFETY: a valid descriptor and a NUL-terminated path that lives across the call.
+    cvt(unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) })?;
+    Ok(fd)
+}
+
+/// A non-blocking eventfd.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes an initial value and flags; the descriptor is owned at once.
+    unsafe {
+        Ok(OwnedFd::from_raw_fd(cvt(libc::eventfd(
+            0,
+            libc::EFD_NONBLOCK | libc::EFD_CLOEXEC,
+        ))?))
+    }
+}
+
+/// Read a non-blocking descriptor (inotify, eventfd) until it would block; whether anything
+/// was there.
+pub fn drain(fd: &impl AsRawFd) -> bool {
+    let mut buf = [0u8; 4096];
+    let mut any = false;
+    while let ReadOutcome::Data(_) = read_nb(fd, &mut buf) {
+        any = true;
+    }
+    any
+}
+
 /// Make this process a child subreaper: orphaned descendants (the container's init once
 /// `runc create` exits) are re-parented here and can be waited for.
 pub fn set_child_subreaper() -> io::Result<()> {

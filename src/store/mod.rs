@@ -5,8 +5,10 @@
 //! both read and then fail to upgrade to a write lock; uniqueness is a constraint, not a check.
 
 pub mod containers;
+pub mod distribution;
 pub mod events;
 pub mod images;
+pub mod meta;
 mod schema;
 
 use std::path::Path;

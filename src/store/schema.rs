@@ -84,6 +84,23 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX container_layers_chain ON container_layers(chain_id);
     "#,
+    // 3: distribution metadata. Which blob a layer (diff ID) was pulled from or pushed as, and
+    // in which repository of which registry it is known to exist, so that a later push can HEAD
+    // or mount instead of uploading. (A pull finds present layers by the chain IDs of the
+    // config's diff IDs; RepoDigests are `refs` rows with is_digest = 1.)
+    r#"
+    CREATE TABLE layer_blobs (
+        diff_id    TEXT NOT NULL,
+        digest     TEXT NOT NULL,       -- sha256 of the blob as stored in the registry
+        media_type TEXT NOT NULL,
+        size       INTEGER NOT NULL,    -- bytes of the blob
+        registry   TEXT NOT NULL,       -- host as references name it: docker.io, 127.0.0.1:5000
+        repository TEXT NOT NULL,       -- path in that registry: library/busybox
+        added      INTEGER NOT NULL,    -- Unix nanoseconds; newest first when choosing
+        PRIMARY KEY (diff_id, digest, registry, repository)
+    );
+    CREATE INDEX layer_blobs_digest ON layer_blobs(digest);
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

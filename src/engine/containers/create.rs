@@ -259,6 +259,13 @@ pub fn create(
         ));
     }
     check_host_config(&host_config)?;
+    if let Some(Ok(h)) = config
+        .get("Healthcheck")
+        .filter(|h| h.is_object())
+        .map(|h| serde_json::from_value::<crate::monitor::HealthConfig>(h.clone()))
+    {
+        h.validate().map_err(EngineError::invalid)?;
+    }
     // `default` is the bridge network; until networks exist it means a private network namespace.
     let mode = host_config
         .get("NetworkMode")

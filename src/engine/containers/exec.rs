@@ -1,10 +1,20 @@
 //! `docker exec`: exec records (JSON files in the container's run dir) and the processes run
-//! with `runc exec`. No monitor is involved: the process is a child of the serving process, so
-//! the exit code of a detached exec is lost if `berth serve` exits before the process does.
+//! with `runc exec`.
+//!
+//! An attached exec is a child of the serving process, which relays its stream and records its
+//! exit before the stream ends; its client connection dies with `berth serve` anyway. A detached
+//! exec gets its own supervisor (`berth internal exec-wait`, see [`detached`]), started like a
+//! container monitor, so its exit code is recorded even when every `berth serve` is gone.
+//!
+//! Each running record names its *waiter* (the process that will record the exit) and the
+//! process it waits for, by pid and start time. A record still marked running whose waiter is
+//! gone is read as the truth allows: running while that process lives, else exited with 255.
 //!
 //! A TTY exec runs `runc exec` in the foreground on a pty of ours (runc bridges it to the
 //! container's pty and forwards window sizes on SIGWINCH), so its exit code is known too. The
 //! session listens on a small control socket beside the record for resize requests.
+
+pub mod detached;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -43,6 +53,55 @@ pub struct Extra {
     pub working_dir: String,
     pub started: bool,
     pub console_size: Option<[u32; 2]>,
+    /// The process that records the exit: `berth serve` (attached) or the supervisor (detached).
+    pub waiter: Option<ProcRef>,
+    /// The process the waiter waits for (`runc exec`, or the exec's own process when detached).
+    pub process: Option<ProcRef>,
+    /// Unix nanoseconds of the exit, once recorded.
+    pub finished_at: i64,
+}
+
+/// A process named by pid and start time (clock ticks after boot), so that a recycled pid is
+/// never taken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcRef {
+    pub pid: i32,
+    pub start: u64,
+}
+
+impl ProcRef {
+    pub fn of(pid: i32) -> Option<ProcRef> {
+        proc_start(pid).map(|start| ProcRef { pid, start })
+    }
+
+    pub fn me() -> Option<ProcRef> {
+        ProcRef::of(std::process::id() as i32)
+    }
+
+    /// Still the same process, and not a zombie.
+    pub fn alive(&self) -> bool {
+        proc_start(self.pid) == Some(self.start)
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat` (start time); None for a missing or zombie process.
+fn proc_start(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_start(&stat)
+}
+
+fn parse_start(stat: &str) -> Option<u64> {
+    // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if matches!(fields.first(), Some(&"Z") | Some(&"X") | None) {
+        return None;
+    }
+    // `rest` begins with field 3, so field 22 is at index 19.
+    fields.get(19)?.parse().ok()
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -96,13 +155,47 @@ pub fn control_socket(engine: &Engine, cid: &str, eid: &str) -> PathBuf {
 }
 
 fn write_record(engine: &Engine, rec: &ExecRecord) -> Result<()> {
+    std::fs::create_dir_all(exec_dir(engine, &rec.container_id))?;
+    replace_record(engine, rec)
+}
+
+/// Replace the record atomically (temp + rename) without creating its folder: a container
+/// removed meanwhile must not get its run dir back.
+fn replace_record(engine: &Engine, rec: &ExecRecord) -> Result<()> {
     let dir = exec_dir(engine, &rec.container_id);
-    std::fs::create_dir_all(&dir)?;
     let path = record_path(engine, &rec.container_id, &rec.id);
     let tmp = dir.join(format!(".{}.{}", rec.id, crate::util::random_id()));
     std::fs::write(&tmp, serde_json::to_vec(rec).unwrap_or_default())?;
-    std::fs::rename(&tmp, &path)?;
+    if let Err(e) = std::fs::rename(&tmp, &path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
     Ok(())
+}
+
+fn read_record(path: &std::path::Path) -> Option<ExecRecord> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// The record as the truth allows: one marked running whose waiter is gone (a killed `berth
+/// serve`, a killed supervisor) runs only while its process does; after that its exit code
+/// is unknown, 255 as for a container whose monitor was lost.
+fn settle(path: &std::path::Path, rec: ExecRecord) -> ExecRecord {
+    let Some(waiter) = rec.extra.waiter.filter(|_| rec.running) else {
+        return rec;
+    };
+    if waiter.alive() {
+        return rec;
+    }
+    // The waiter may have recorded the exit just before it went.
+    let mut rec = read_record(path).unwrap_or(rec);
+    if !rec.running || rec.extra.process.is_some_and(|p| p.alive()) {
+        return rec;
+    }
+    rec.running = false;
+    rec.exit_code = Some(255);
+    rec.pid = 0;
+    rec
 }
 
 /// Find an exec by its exact ID across all containers' run dirs.
@@ -120,10 +213,8 @@ pub fn find(engine: &Engine, eid: &str) -> Result<ExecRecord> {
     };
     for entry in entries.flatten() {
         let p = entry.path().join("exec").join(format!("{eid}.json"));
-        if let Ok(bytes) = std::fs::read(&p)
-            && let Ok(rec) = serde_json::from_slice::<ExecRecord>(&bytes)
-        {
-            return Ok(rec);
+        if let Some(rec) = read_record(&p) {
+            return Ok(settle(&p, rec));
         }
     }
     Err(missing())
@@ -224,6 +315,7 @@ pub fn create(engine: &Engine, name: &str, body: &Map<String, Value>) -> Result<
             working_dir: text(body, "WorkingDir"),
             started: false,
             console_size,
+            ..Extra::default()
         },
     };
     write_record(engine, &rec)?;
@@ -323,11 +415,9 @@ fn process_spec(engine: &Engine, rec: &ExecRecord, tty: bool) -> Result<Value> {
     Ok(Value::Object(p))
 }
 
-/// How the exec's stdio is wired.
+/// How an attached exec's stdio is wired (a detached one goes to [`start_detached`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// stdio on /dev/null; nobody listens.
-    Detached,
     /// Pipes (stdin only when `stdin`).
     Pipes { stdin: bool },
     /// A pty of ours.
@@ -426,6 +516,87 @@ pub fn resize(engine: &Engine, eid: &str, h: u32, w: u32) -> Result<()> {
     }
 }
 
+/// Start a claimed exec detached: write its process spec and hand it to a supervisor of its
+/// own (`berth internal exec-wait`), which reports once the process runs or the runtime
+/// refused. Like moby, a refusal is the request's error and the exec's exit code is 126.
+pub fn start_detached(engine: &Engine, mut rec: ExecRecord) -> Result<()> {
+    let fail = |rec: &mut ExecRecord, e: EngineError| {
+        // Only if the supervisor did not record anything itself.
+        let path = record_path(engine, &rec.container_id, &rec.id);
+        if read_record(&path).is_some_and(|r| r.exit_code.is_none() && !r.running) {
+            rec.exit_code = Some(126);
+            let _ = write_record(engine, rec);
+        }
+        Err(e)
+    };
+    let spec = match process_spec(engine, &rec, false) {
+        Ok(s) => s,
+        Err(e) => return fail(&mut rec, e),
+    };
+    let dir = exec_dir(engine, &rec.container_id);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        detached::process_file(&dir, &rec.id),
+        serde_json::to_vec(&spec).unwrap_or_default(),
+    )?;
+    let report = std::env::current_exe()
+        .map_err(EngineError::from)
+        .and_then(|me| {
+            let paths = engine.paths();
+            let args: [&std::ffi::OsStr; 10] = [
+                "internal".as_ref(),
+                "exec-wait".as_ref(),
+                "--data-root".as_ref(),
+                paths.data_root.as_os_str(),
+                "--run-root".as_ref(),
+                paths.run_root.as_os_str(),
+                "--runtime".as_ref(),
+                engine.config().runtime.as_ref(),
+                rec.container_id.as_ref(),
+                rec.id.as_ref(),
+            ];
+            crate::monitor::launch::spawn_detached(&me, &args, detached::REPORT_TIMEOUT)
+                .map_err(|e| EngineError::internal(format!("starting the exec supervisor: {e}")))
+        });
+    let line = match report {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = std::fs::remove_file(detached::process_file(&dir, &rec.id));
+            return fail(&mut rec, e);
+        }
+    };
+    match detached::Report::parse(&line) {
+        Some(detached::Report::Started { .. }) => Ok(()),
+        Some(detached::Report::Refused { error }) => Err(start_error(&error)),
+        None => {
+            let _ = std::fs::remove_file(detached::process_file(&dir, &rec.id));
+            fail(
+                &mut rec,
+                EngineError::internal(format!("the exec supervisor did not start: {line:?}")),
+            )
+        }
+    }
+}
+
+/// moby's classification of a failed exec start: a command that cannot be run is the
+/// caller's (400), anything else ours; the text is the runtime's, as containerd wraps it.
+fn start_error(msg: &str) -> EngineError {
+    let text = format!("OCI runtime exec failed: {msg}: unknown");
+    let lower = msg.to_ascii_lowercase();
+    let user = [
+        "permission denied",
+        "is a directory",
+        "not a directory",
+        "executable file not found",
+        "no such file or directory",
+    ];
+    if user.iter().any(|u| lower.contains(u)) {
+        EngineError::invalid(text)
+    } else {
+        EngineError::internal(text)
+    }
+}
+
 /// Run a claimed exec with `runc exec`. `tty` is the create body's `Tty`.
 pub fn spawn(engine: &Engine, mut rec: ExecRecord, mode: Mode) -> Result<Session> {
     let tty = mode == Mode::Tty;
@@ -457,11 +628,6 @@ pub fn spawn(engine: &Engine, mut rec: ExecRecord, mode: Mode) -> Result<Session
         .process_group(0);
     let mut pty: Option<(Arc<File>, OwnedFd)> = None;
     match mode {
-        Mode::Detached => {
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-        }
         Mode::Pipes { stdin } => {
             cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
                 .stdout(Stdio::piped())
@@ -511,6 +677,8 @@ pub fn spawn(engine: &Engine, mut rec: ExecRecord, mode: Mode) -> Result<Session
     });
     rec.running = true;
     rec.pid = child.id() as i64;
+    rec.extra.waiter = ProcRef::me();
+    rec.extra.process = ProcRef::of(child.id() as i32);
     let _ = write_record(engine, &rec);
     let mut extra = Map::new();
     extra.insert("execID".into(), json!(rec.id));
@@ -576,13 +744,12 @@ pub fn spawn(engine: &Engine, mut rec: ExecRecord, mode: Mode) -> Result<Session
         }
         let _ = std::fs::remove_file(&process_file);
         // runc's own failure (the process never started) is Docker's 126.
-        let log = std::fs::read_to_string(&log_file).unwrap_or_default();
-        let _ = std::fs::remove_file(&log_file);
-        let code = if code == 255 && log.contains("\"level\":\"error\"") {
+        let code = if code == 255 && runtime_error(&log_file).is_some() {
             126
         } else {
             code
         };
+        let _ = std::fs::remove_file(&log_file);
         finish(&engine, &rec.container_id, &rec.id, code);
         let _ = done_tx.send(code);
     });
@@ -593,18 +760,114 @@ pub fn spawn(engine: &Engine, mut rec: ExecRecord, mode: Mode) -> Result<Session
     })
 }
 
+/// The runtime's last error message in its json log, if it logged one.
+fn runtime_error(log_file: &std::path::Path) -> Option<String> {
+    let log = std::fs::read_to_string(log_file).ok()?;
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("level").and_then(Value::as_str) == Some("error"))
+        .filter_map(|v| v.get("msg").and_then(Value::as_str).map(String::from))
+        .next_back()
+}
+
+/// Record the exit (atomically, in place) and log `exec_die`.
 fn finish(engine: &Engine, cid: &str, eid: &str, code: i64) {
     let path = record_path(engine, cid, eid);
-    if let Ok(bytes) = std::fs::read(&path)
-        && let Ok(mut rec) = serde_json::from_slice::<ExecRecord>(&bytes)
-    {
+    if let Some(mut rec) = read_record(&path) {
         rec.running = false;
         rec.exit_code = Some(code);
         rec.pid = 0;
-        let _ = write_record(engine, &rec);
+        rec.extra.finished_at = crate::util::time::now_nanos();
+        let _ = replace_record(engine, &rec);
     }
     let mut extra = Map::new();
     extra.insert("execID".into(), json!(eid));
     extra.insert("exitCode".into(), json!(code.to_string()));
     event(engine, cid, "exec_die", extra);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detached_start_errors_are_classified_like_moby() {
+        let e = start_error(
+            "exec failed: unable to start container process: exec: \"nosuch\": executable file not found in $PATH",
+        );
+        assert_eq!(e.kind, crate::engine::ErrorKind::InvalidParameter);
+        assert_eq!(
+            e.message,
+            "OCI runtime exec failed: exec failed: unable to start container process: exec: \"nosuch\": executable file not found in $PATH: unknown"
+        );
+        let e = start_error("exec: \"/etc\": permission denied");
+        assert_eq!(e.kind, crate::engine::ErrorKind::InvalidParameter);
+        assert_eq!(
+            start_error("container not running").kind,
+            crate::engine::ErrorKind::Internal
+        );
+    }
+
+    #[test]
+    fn start_time_from_stat() {
+        let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_start(stat), Some(987654));
+        let zombie = "42 (x) Z 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 0 0";
+        assert_eq!(parse_start(zombie), None);
+        assert_eq!(parse_start("garbage"), None);
+        let me = ProcRef::me().unwrap();
+        assert!(me.alive());
+        assert!(
+            !ProcRef {
+                start: me.start + 1,
+                ..me
+            }
+            .alive()
+        );
+    }
+
+    fn record(dir: &std::path::Path, waiter: Option<ProcRef>, process: Option<ProcRef>) -> PathBuf {
+        let rec = ExecRecord {
+            id: "e1".into(),
+            running: true,
+            pid: 77,
+            extra: Extra {
+                waiter,
+                process,
+                ..Extra::default()
+            },
+            ..ExecRecord::default()
+        };
+        let path = dir.join("e1.json");
+        std::fs::write(&path, serde_json::to_vec(&rec).unwrap()).unwrap();
+        path
+    }
+
+    #[test]
+    fn running_records_settle_by_their_waiter_and_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = ProcRef::me();
+        let gone = Some(ProcRef {
+            pid: i32::MAX - 1,
+            start: 1,
+        });
+        // The waiter lives: as recorded.
+        let p = record(dir.path(), me, None);
+        let r = settle(&p, read_record(&p).unwrap());
+        assert!(r.running && r.exit_code.is_none());
+        // Waiter gone, process alive: still running.
+        let p = record(dir.path(), gone, me);
+        assert!(settle(&p, read_record(&p).unwrap()).running);
+        // Both gone: exited, code unknown.
+        let p = record(dir.path(), gone, gone);
+        let r = settle(&p, read_record(&p).unwrap());
+        assert_eq!((r.running, r.exit_code, r.pid), (false, Some(255), 0));
+        // The waiter recorded the exit before it went: that wins.
+        let stale = read_record(&p).unwrap();
+        let mut done = stale.clone();
+        done.running = false;
+        done.exit_code = Some(7);
+        std::fs::write(&p, serde_json::to_vec(&done).unwrap()).unwrap();
+        assert_eq!(settle(&p, stale).exit_code, Some(7));
+    }
 }

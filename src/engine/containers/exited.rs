@@ -1,5 +1,6 @@
-//! The monitor's callbacks (`berth internal container-event <id> died|restarted`): bring the
-//! store up to date, log the events, and clean up after a container that will not run again.
+//! The monitor's callbacks (`berth internal container-event <id> died|restarted|oom|health
+//! <status>`): bring the store up to date, log the events, and clean up after a container that
+//! will not run again.
 
 use serde_json::{Map, Value, json};
 
@@ -10,8 +11,12 @@ use super::inspect::container_event;
 use super::state::{State, current};
 use super::{object, rootfs};
 
-/// The monitor's callback after an exit (`died`) or an automatic restart (`restarted`).
-pub fn monitor_event(engine: &Engine, id: &str, what: &str) -> Result<()> {
+/// The monitor's callback after an exit (`died`), an automatic restart (`restarted`) or a
+/// change of health status (`health`, with the new status in `arg`).
+pub fn monitor_event(engine: &Engine, id: &str, what: &str, arg: Option<&str>) -> Result<()> {
+    if what == "health" && !matches!(arg, Some("starting" | "healthy" | "unhealthy")) {
+        return Err(EngineError::invalid(format!("bad health status {arg:?}")));
+    }
     let Some(row) = engine
         .store()?
         .read(|tx| Ok::<_, EngineError>(rows::get(tx, id)?))?
@@ -47,6 +52,21 @@ pub fn monitor_event(engine: &Engine, id: &str, what: &str) -> Result<()> {
             engine
                 .store()?
                 .write(|tx| container_event(tx, "start", &row, Map::new()))?;
+            Ok(())
+        }
+        // The monitor saw the memory cgroup kill a process (before `died` when it was the init).
+        "oom" => {
+            engine
+                .store()?
+                .write(|tx| container_event(tx, "oom", &row, Map::new()))?;
+            Ok(())
+        }
+        "health" => {
+            // moby's action text: `health_status: <status>`, the container's attributes.
+            let action = format!("health_status: {}", arg.unwrap_or_default());
+            engine
+                .store()?
+                .write(|tx| container_event(tx, &action, &row, Map::new()))?;
             Ok(())
         }
         other => Err(EngineError::invalid(format!(

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use rusqlite::Transaction;
 use serde_json::{Map, Value, json};
 
+use crate::monitor::health::HealthStatus;
 use crate::params::Filters;
 use crate::store::containers::{self as rows, ContainerRow};
 use crate::store::images as image_rows;
@@ -72,7 +73,18 @@ pub fn human_duration(nanos: i64) -> String {
 pub fn status_text(s: &State, now: i64) -> String {
     match s.status.as_str() {
         "running" if s.paused => format!("Up {} (Paused)", human_duration(now - s.started_at)),
-        "running" => format!("Up {}", human_duration(now - s.started_at)),
+        "running" => match &s.health {
+            // moby `Health.String`: `health: starting`, else the status itself.
+            Some(h) => format!(
+                "Up {} ({})",
+                human_duration(now - s.started_at),
+                match h.status {
+                    HealthStatus::Starting => "health: starting",
+                    other => other.as_str(),
+                }
+            ),
+            None => format!("Up {}", human_duration(now - s.started_at)),
+        },
         "restarting" => format!(
             "Restarting ({}) {} ago",
             s.exit_code,
@@ -326,6 +338,13 @@ pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result
             return Err(EngineError::invalid(format!("invalid filter 'status={s}'")));
         }
     }
+    for h in filters.values("health") {
+        if !["starting", "healthy", "unhealthy", "none"].contains(&h) {
+            return Err(EngineError::invalid(format!(
+                "invalid filter 'health={h}': invalid value for health ({h}): must be one of none, starting, healthy, unhealthy"
+            )));
+        }
+    }
     let paths = engine.paths().clone();
     let mut store = engine.store()?;
     let (rows, bounds, ancestors) = store.read(|tx| {
@@ -398,7 +417,8 @@ pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result
         {
             continue;
         }
-        if filters.contains("health") && !filters.values("health").contains(&"none") {
+        if filters.contains("health") && !filters.values("health").contains(&state.health_status())
+        {
             continue;
         }
         let mode = network_mode(&hc);
@@ -453,6 +473,20 @@ mod tests {
         };
         assert_eq!(status_text(&s, now), "Exited (3) 2 seconds ago");
         assert_eq!(status_text(&State::created(), now), "Created");
+        let mut up = State {
+            status: "running".into(),
+            started_at: now - 3_000_000_000,
+            health: Some(Default::default()),
+            ..State::default()
+        };
+        assert_eq!(status_text(&up, now), "Up 3 seconds (health: starting)");
+        up.health.as_mut().unwrap().status = HealthStatus::Healthy;
+        assert_eq!(status_text(&up, now), "Up 3 seconds (healthy)");
+        up.health.as_mut().unwrap().status = HealthStatus::Unhealthy;
+        assert_eq!(status_text(&up, now), "Up 3 seconds (unhealthy)");
+        // Paused wins, as in moby.
+        up.paused = true;
+        assert_eq!(status_text(&up, now), "Up 3 seconds (Paused)");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Containers: identity and names, the state that combines the store's record with the
 //! monitor's files, and (in submodules) each operation.
 
+pub mod boot;
 pub mod cgroup_stats;
 pub mod create;
 pub mod exec;

@@ -260,6 +260,10 @@ pub fn start(engine: &Engine, name: &str) -> Result<bool> {
                 "--data-root", paths.data_root, "--run-root", paths.run_root,
                 "--runtime", engine.config().runtime, row.id,
             ],
+            // Health checks run in the monitor; earlier results stay in the log.
+            "healthcheck": config.get("Healthcheck"),
+            "shell": config.get("Shell"),
+            "health": state.health,
         });
         std::fs::write(
             run.join("monitor.json"),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::Paths;
+use crate::monitor::health::Health;
 use crate::util::time::rfc3339_nano;
 
 /// What the store keeps (and the API shows) about a container's life.
@@ -26,6 +27,10 @@ pub struct State {
     /// How many times the container exited under its current monitor (for `next-exit` waits).
     pub exits: i64,
     pub paused: bool,
+    /// The health checks' state, once a container with a health check has started (the
+    /// monitor's; kept here for when the monitor is gone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
 }
 
 impl State {
@@ -48,6 +53,11 @@ impl State {
         matches!(self.status.as_str(), "running" | "paused" | "restarting")
     }
 
+    /// The `health` filter's and `docker ps`'s view: `none` without health checks.
+    pub fn health_status(&self) -> &'static str {
+        self.health.as_ref().map_or("none", |h| h.status.as_str())
+    }
+
     /// `State` as `docker inspect` shows it.
     pub fn inspect_json(&self) -> Value {
         let time = |n: i64| {
@@ -62,7 +72,7 @@ impl State {
         } else {
             self.status.as_str()
         };
-        json!({
+        let mut v = json!({
             "Status": status,
             "Running": self.status == "running",
             "Paused": self.paused && self.status == "running",
@@ -74,8 +84,33 @@ impl State {
             "Error": self.error,
             "StartedAt": time(self.started_at),
             "FinishedAt": time(self.finished_at),
-        })
+        });
+        if let (Some(h), Some(m)) = (&self.health, v.as_object_mut()) {
+            m.insert("Health".into(), health_json(h));
+        }
+        v
     }
+}
+
+/// Docker's `State.Health`: `{Status, FailingStreak, Log: [{Start, End, ExitCode, Output}]}`.
+fn health_json(h: &Health) -> Value {
+    let log: Vec<Value> = h
+        .log
+        .iter()
+        .map(|r| {
+            json!({
+                "Start": rfc3339_nano(r.start),
+                "End": rfc3339_nano(r.end),
+                "ExitCode": r.exit_code,
+                "Output": r.output,
+            })
+        })
+        .collect();
+    json!({
+        "Status": h.status.as_str(),
+        "FailingStreak": h.failing_streak,
+        "Log": log,
+    })
 }
 
 /// Is `pid` a live process (not a zombie)?
@@ -126,6 +161,10 @@ pub fn current(paths: &Paths, id: &str, stored: &State) -> State {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
+    // A monitor without health checks leaves the stored value (none) alone.
+    if let Some(h) = mon.get("health").filter(|h| !h.is_null()) {
+        s.health = serde_json::from_value(h.clone()).ok().or(s.health);
+    }
     let status = mon
         .get("status")
         .and_then(Value::as_str)
@@ -149,6 +188,10 @@ pub fn current(paths: &Paths, id: &str, stored: &State) -> State {
 fn lost(stored: &State, why: &str) -> State {
     let mut s = stored.clone();
     s.status = "exited".into();
+    // Nothing checks it any more.
+    if let Some(h) = s.health.as_mut() {
+        h.stop();
+    }
     s.exit_code = 255;
     s.error = why.to_string();
     s.paused = false;
@@ -200,5 +243,38 @@ mod tests {
         let s = current(&paths, &id, &stored);
         assert_eq!(s.status, "exited");
         assert!(s.error.contains("monitor"));
+    }
+
+    #[test]
+    fn health_comes_from_the_monitor_and_shows_in_inspect() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path().join("data"), dir.path().join("run"));
+        let id = "b".repeat(64);
+        let run = paths.container_run_dir(&id);
+        std::fs::create_dir_all(&run).unwrap();
+        let me = std::process::id() as i64;
+        std::fs::write(
+            run.join("state.json"),
+            format!(
+                r#"{{"status":"running","pid":{me},"monitor_pid":{me},"started_at":1,
+                   "health":{{"status":"unhealthy","failing_streak":2,"log":[
+                   {{"start":1500000000,"end":2000000000,"exit_code":1,"output":"no\n"}}]}}}}"#
+            ),
+        )
+        .unwrap();
+        let s = current(&paths, &id, &State::created());
+        assert_eq!(s.health_status(), "unhealthy");
+        let v = s.inspect_json();
+        assert_eq!(
+            v["Health"],
+            json!({"Status": "unhealthy", "FailingStreak": 2, "Log": [{
+                "Start": "1970-01-01T00:00:01.5Z", "End": "1970-01-01T00:00:02Z",
+                "ExitCode": 1, "Output": "no\n"}]})
+        );
+        // It round-trips through the store's text.
+        assert_eq!(State::parse(&s.to_text()), s);
+        // Without health checks there is no Health at all.
+        assert!(State::created().inspect_json().get("Health").is_none());
+        assert_eq!(State::created().health_status(), "none");
     }
 }
