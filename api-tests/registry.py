@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -107,7 +108,11 @@ class Pushed:
 
 
 class Registry:
-    def __init__(self, auth: tuple[str, str] | None = None, ip: str = "127.0.0.1"):
+    def __init__(self, auth: tuple[str, str] | None = None, ip: str = "127.0.0.1",
+                 tls: dict | None = None):
+        # tls: {"certificate", "key", "ca"[, "clientcas", "client_cert", "client_key"]} paths;
+        # the registry then speaks HTTPS only (and with clientcas demands a client certificate).
+        self.tls = tls
         self.dir = Path(tempfile.mkdtemp(prefix="berth-registry-"))
         self.port = free_port()
         self.ip = ip
@@ -128,6 +133,10 @@ class Registry:
             user, pw = self.auth
             (self.dir / "htpasswd").write_text(f"{user}:{bcrypt_hash(pw)}\n")
             cfg["auth"] = {"htpasswd": {"realm": "berth-test", "path": str(self.dir / "htpasswd")}}
+        if self.tls:
+            cfg["http"]["tls"] = {"certificate": self.tls["certificate"], "key": self.tls["key"]}
+            if self.tls.get("clientcas"):
+                cfg["http"]["tls"]["clientcas"] = [self.tls["clientcas"]]
         # YAML is a superset of JSON.
         (self.dir / "config.yml").write_text(json.dumps(cfg))
         log = open(self.dir / "registry.log", "wb")
@@ -165,7 +174,13 @@ class Registry:
         h = dict(headers or {})
         if auth and self.auth:
             h["Authorization"] = "Basic " + base64.b64encode(":".join(self.auth).encode()).decode()
-        conn = http.client.HTTPConnection(self.ip, self.port, timeout=60)
+        if self.tls:
+            ctx = ssl.create_default_context(cafile=self.tls["ca"])
+            if self.tls.get("client_cert"):
+                ctx.load_cert_chain(self.tls["client_cert"], self.tls["client_key"])
+            conn = http.client.HTTPSConnection(self.ip, self.port, timeout=60, context=ctx)
+        else:
+            conn = http.client.HTTPConnection(self.ip, self.port, timeout=60)
         try:
             conn.request(method, path, body=body, headers=h)
             r = conn.getresponse()
@@ -280,10 +295,10 @@ def non_loopback_ip() -> str | None:
     return None if ip.startswith("127.") else ip
 
 
-def start_registry(auth=None, ip: str = "127.0.0.1") -> Registry:
+def start_registry(auth=None, ip: str = "127.0.0.1", tls: dict | None = None) -> Registry:
     if not Path(REGISTRY_BIN).exists():
         pytest.skip("docker-registry not installed (apt-get install docker-registry)")
-    reg = Registry(auth=auth, ip=ip)
+    reg = Registry(auth=auth, ip=ip, tls=tls)
     try:
         return reg.start()
     except BaseException:

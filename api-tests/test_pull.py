@@ -452,3 +452,122 @@ def test_concurrent_pulls_of_one_image(engine, uploader):
     _, out, _ = engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}", pushed.repo)
     assert out.split() == [pushed.ref]
     engine.docker("rmi", pushed.ref)
+
+
+class CuttingProxy:
+    """A plain-HTTP proxy in front of a registry that spoils the first GET of each layer blob
+    (the image config is not retried, in moby either):
+    `cut` sends half the body and drops the connection, `503` answers Service Unavailable.
+    With `ranges=False` it drops `Range` headers (a server answering 200 with the whole blob)."""
+
+    def __init__(self, reg, mode: str, layers: list[str], ranges: bool = True):
+        import http.server
+        import threading
+        from registry import free_port
+        self.reg, self.mode, self.ranges, self.layers = reg, mode, ranges, layers
+        self.spoiled: set[str] = set()
+        self.range_requests: list[str] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def forward(self):
+                hdrs = {k: v for k, v in self.headers.items()
+                        if k.lower() not in ("host", "content-length")}
+                if "range" in {k.lower() for k in hdrs}:
+                    proxy.range_requests.append(self.headers["Range"])
+                    if not proxy.ranges:
+                        hdrs = {k: v for k, v in hdrs.items() if k.lower() != "range"}
+                status, h, out = proxy.reg.http(self.command, self.path, headers=hdrs)
+                blob = (self.command == "GET" and status == 200
+                        and any(self.path.endswith(f"/blobs/{d}") for d in proxy.layers))
+                spoil = blob and self.path not in proxy.spoiled and len(out) > 2
+                if spoil:
+                    proxy.spoiled.add(self.path)
+                if spoil and proxy.mode == "503":
+                    data = b"upstream unavailable"
+                    self.send_response(503)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                self.send_response(status)
+                for k, v in h.items():
+                    if k not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", h.get("content-length", str(len(out))))
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                if spoil:
+                    self.wfile.write(out[: len(out) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.wfile.write(out)
+
+            do_GET = do_HEAD = forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.berth_only
+@pytest.mark.parametrize("mode,ranges", [("cut", True), ("cut", False), ("503", True)])
+def test_failed_blob_download_is_retried(engine_factory, tmp_path, uploader, mode, ranges):
+    pushed = uploader.image(f"retry/{mode}-{ranges}".lower(), "v1")
+    proxy = CuttingProxy(uploader.reg, mode, pushed.layer_digests, ranges)
+    cfg = tmp_path / "berth.toml"
+    cfg.write_text("# defaults\n")
+    # A hidden test knob shortens moby's one-second countdown tick.
+    eng = engine_factory(serve_args=lambda e: ["env", "BERTH_TEST_RETRY_TICK_MS=20",
+                                               *e.serve_args(), "--config", str(cfg)])
+    try:
+        ref = f"{proxy.host}/{pushed.repo.split('/', 1)[1]}:v1"
+        _, out, _ = eng.docker("pull", ref)
+        assert f"Status: Downloaded newer image for {ref}" in out
+        assert "Retrying in 5 seconds" in out, out
+        assert "Retrying in 1 second\n" in out, out
+        assert "Retrying in 6 seconds" not in out, out  # one failure each: one 5 s countdown
+        if mode == "cut":
+            # Resumed where the cut happened (the proxy serves the Range or ignores it).
+            assert proxy.range_requests, proxy.range_requests
+        eng.docker("run", "--rm", ref, "true")
+    finally:
+        proxy.close()
+
+
+@pytest.mark.berth_only
+def test_registry_mirrors_fall_back_in_order(engine_factory, tmp_path, registry, uploader):
+    from registry import free_port, start_registry
+    # The first mirror is down, the second lacks the image: the third (the session registry) has it.
+    pushed = uploader.image("library/fallback", "v1")
+    empty = start_registry()
+    try:
+        down = f"http://127.0.0.1:{free_port()}"
+        eng = config_engine(engine_factory, tmp_path,
+                            f'registry-mirrors = ["{down}", "http://{empty.host}", '
+                            f'"http://{registry.host}"]\n')
+        _, out, _ = eng.docker("pull", "fallback:v1")
+        assert "Status: Downloaded newer image for fallback:v1" in out
+        _, digests, _ = eng.docker("image", "inspect", "-f", "{{json .RepoDigests}}", "fallback:v1")
+        assert pushed.digest in digests
+        # Missing from every mirror: the last try is Docker Hub itself (unreachable offline,
+        # and without this image online).
+        rc, _, err = eng.docker("pull", "fallback:missing", check=False)
+        assert rc != 0, err
+        log = eng.log_tail(400)
+        assert f"mirror http://{empty.host} failed for library/fallback:missing" in log, log
+    finally:
+        empty.stop()

@@ -7,8 +7,8 @@
 //!
 //! Up to three blobs download at once; each is hashed while it is written to
 //! `<data-root>/blobs/sha256/<hex>` (renamed there only once verified, so an interrupted pull
-//! reuses it) and extracted in layer order as soon as it is complete, overlapping the other
-//! downloads. The layers are staged in scratch space and the image appears only when one write
+//! reuses it) and extracted as soon as it is complete (two layers at once, each into its own
+//! directory), overlapping the other downloads; `Pull complete` is reported in layer order. The layers are staged in scratch space and the image appears only when one write
 //! transaction commits its layers, rows, tag, digest and distribution metadata together.
 
 use std::collections::HashMap;
@@ -42,8 +42,12 @@ use super::layers;
 use super::progress::{self, ProgressSender, Throttle};
 use super::{Engine, EngineError, Result, Scratch};
 
+mod retry;
+
 /// moby's `max-concurrent-downloads` default.
 const MAX_CONCURRENT_DOWNLOADS: usize = 3;
+/// Layers extracted at once: extraction is CPU-bound (inflate, hashing), so about a core each.
+const MAX_CONCURRENT_EXTRACTIONS: usize = 2;
 
 /// What `POST /images/create?fromImage=` asks for.
 #[derive(Debug, Clone)]
@@ -361,47 +365,64 @@ async fn pull_one(
         downloads.insert(l.digest.clone(), fut.shared());
     }
 
+    // Each layer is extracted into a directory of its own, so layers are extracted side by side
+    // as their downloads complete (order matters only at commit); they are reported in order.
     let scratch = Arc::new(engine.scratch("pull")?);
+    let extracting = Arc::new(Semaphore::new(MAX_CONCURRENT_EXTRACTIONS));
+    let mut extractions = Vec::new();
+    for (i, l) in manifest.layers.iter().enumerate() {
+        if present[i] {
+            extractions.push(None);
+            continue;
+        }
+        let download = downloads[&l.digest].clone();
+        let (engine, scratch, out, l, permits) = (
+            engine.clone(),
+            scratch.clone(),
+            out.clone(),
+            l.clone(),
+            extracting.clone(),
+        );
+        let task = tokio::spawn(async move {
+            let blob = download.await.map_err(unshare)?;
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .map_err(|e| EngineError::internal(e.to_string()))?;
+            let file = blob.file.clone();
+            let staged = blocking(move || extract(&engine, &scratch, i, file, &l, &out)).await?;
+            Ok::<_, EngineError>((blob, staged))
+        });
+        running.0.push(task.abort_handle());
+        extractions.push(Some(task));
+    }
     let mut sources = Vec::new();
     let mut blobs = Vec::new();
     let mut files = Vec::new();
-    let result: Result<()> = async {
-        for (i, l) in manifest.layers.iter().enumerate() {
-            if present[i] {
-                sources.push(LayerSource::Present);
-                continue;
-            }
-            let blob = downloads[&l.digest].clone().await.map_err(unshare)?;
-            let staged = {
-                let (engine, scratch, out, l, file) = (
-                    engine.clone(),
-                    scratch.clone(),
-                    out.clone(),
-                    l.clone(),
-                    blob.file.clone(),
-                );
-                blocking(move || extract(&engine, &scratch, i, file, &l, &out)).await?
-            };
-            if staged.diff_id != diff_ids[i] {
-                return Err(root_fs_mismatch());
-            }
-            out.send(&progress::update(short_id(&l.digest), "Pull complete"))
-                .await;
-            blobs.push(BlobRow {
-                diff_id: staged.diff_id.clone(),
-                digest: l.digest.clone(),
-                media_type: l.media_type.clone(),
-                size: l.size,
-                registry: r.domain().to_string(),
-                repository: r.path().to_string(),
-            });
-            files.push(blob.path);
-            sources.push(LayerSource::Staged(staged));
+    for (i, l) in manifest.layers.iter().enumerate() {
+        let Some(task) = extractions[i].take() else {
+            sources.push(LayerSource::Present);
+            continue;
+        };
+        let (blob, staged) = task
+            .await
+            .map_err(|e| EngineError::internal(format!("extract: {e}")))??;
+        if staged.diff_id != diff_ids[i] {
+            return Err(root_fs_mismatch());
         }
-        Ok(())
+        out.send(&progress::update(short_id(&l.digest), "Pull complete"))
+            .await;
+        blobs.push(BlobRow {
+            diff_id: staged.diff_id.clone(),
+            digest: l.digest.clone(),
+            media_type: l.media_type.clone(),
+            size: l.size,
+            registry: r.domain().to_string(),
+            repository: r.path().to_string(),
+        });
+        files.push(blob.path);
+        sources.push(LayerSource::Staged(staged));
     }
-    .await;
-    result?;
 
     let (id, updated) = {
         let engine = engine.clone();
@@ -601,11 +622,6 @@ async fn fetch_blob(
         return Ok(cached);
     }
     std::fs::create_dir_all(&dir)?;
-    let mut resp = client
-        .get_blob(&desc.digest)
-        .await
-        .map_err(|e| EngineError::internal(e.to_string()))?;
-    let url = resp.url().to_string();
     let partial = dir.join(format!(
         "{}.{}.partial",
         digest_hex(&desc.digest),
@@ -613,6 +629,7 @@ async fn fetch_blob(
     ));
     let guard = RemoveOnDrop(Some(partial.clone()));
     // Hashing and writing happen on a blocking thread, so several downloads use both cores.
+    // The writer outlives retries: a resumed download continues the same file and hash.
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
     let writer = {
         let partial = partial.clone();
@@ -623,35 +640,46 @@ async fn fetch_blob(
     let mut throttle = Throttle::default();
     let mut sent: i64 = -1;
     let mut failed = None;
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                current += chunk.len() as i64;
-                if total > 0 && current > total {
-                    failed = Some(verification_failed(&desc.digest));
-                    break;
-                }
-                if tx.send(chunk).await.is_err() {
-                    break;
-                }
-                if throttle.ready(false) {
-                    sent = current;
-                    if !out
-                        .send(&progress::counts(&id, "Downloading", current, total))
-                        .await
-                    {
-                        failed = Some(EngineError::internal("client went away"));
-                        break;
-                    }
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                failed = Some(EngineError::internal(
-                    crate::registry::error::transport(&reqwest::Method::GET, &url, &e).to_string(),
-                ));
+    let mut attempts = 0;
+    'attempt: loop {
+        let outcome = receive(
+            client,
+            desc,
+            &id,
+            &tx,
+            out,
+            &mut current,
+            &mut throttle,
+            &mut sent,
+        )
+        .await;
+        let err = match outcome {
+            Ok(()) => break,
+            Err(Received::Fatal(e)) => {
+                failed = Some(e);
                 break;
             }
+            Err(Received::Retryable(e)) => e,
+        };
+        attempts += 1;
+        if attempts >= retry::MAX_DOWNLOAD_ATTEMPTS {
+            failed = Some(err);
+            break;
+        }
+        tracing::info!(
+            "download of {} failed, retrying ({attempts}/{}): {err}",
+            desc.digest,
+            retry::MAX_DOWNLOAD_ATTEMPTS
+        );
+        for secs in retry::countdown(attempts) {
+            if !out
+                .send(&progress::update(&id, &retry::retrying_message(secs)))
+                .await
+            {
+                failed = Some(EngineError::internal("client went away"));
+                break 'attempt;
+            }
+            tokio::time::sleep(retry::tick()).await;
         }
     }
     drop(tx);
@@ -674,6 +702,98 @@ async fn fetch_blob(
     std::mem::forget(guard);
     out.send(&progress::update(&id, "Download complete")).await;
     Ok(cached)
+}
+
+/// Why one attempt at a blob stopped.
+enum Received {
+    /// A transport failure or a server error: worth another attempt.
+    Retryable(EngineError),
+    /// Verification, a registry's refusal, or the client went away.
+    Fatal(EngineError),
+}
+
+/// One attempt: GET the blob (with `Range` from `current` when resuming) and pass its bytes to
+/// the writer. A server that ignores `Range` answers 200 with the whole blob: the bytes already
+/// written are skipped, so the hash state stays valid either way.
+#[allow(clippy::too_many_arguments)]
+async fn receive(
+    client: &RegistryClient,
+    desc: &Descriptor,
+    id: &str,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+    out: &ProgressSender,
+    current: &mut i64,
+    throttle: &mut Throttle,
+    sent: &mut i64,
+) -> std::result::Result<(), Received> {
+    let resp = if *current == 0 {
+        client.get_blob(&desc.digest).await
+    } else {
+        client.get_blob_range(&desc.digest, *current as u64).await
+    };
+    let mut resp = resp.map_err(|e| {
+        // moby retries anything but a registry's 4xx answer (denied, unknown, …).
+        let fatal = e.status().is_some_and(|s| (400..500).contains(&s));
+        let e = EngineError::internal(e.to_string());
+        if fatal {
+            Received::Fatal(e)
+        } else {
+            Received::Retryable(e)
+        }
+    })?;
+    let url = resp.url().to_string();
+    let mut skip: i64 = if resp.status() == reqwest::StatusCode::PARTIAL_CONTENT {
+        0
+    } else {
+        *current
+    };
+    let total = desc.size;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(mut chunk)) => {
+                if skip > 0 {
+                    let n = skip.min(chunk.len() as i64);
+                    skip -= n;
+                    chunk = chunk.slice(n as usize..);
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                }
+                *current += chunk.len() as i64;
+                if total > 0 && *current > total {
+                    return Err(Received::Fatal(verification_failed(&desc.digest)));
+                }
+                if tx.send(chunk).await.is_err() {
+                    return Err(Received::Fatal(EngineError::internal(
+                        "blob writer stopped",
+                    )));
+                }
+                if throttle.ready(false) {
+                    *sent = *current;
+                    if !out
+                        .send(&progress::counts(id, "Downloading", *current, total))
+                        .await
+                    {
+                        return Err(Received::Fatal(EngineError::internal("client went away")));
+                    }
+                }
+            }
+            Ok(None) => {
+                // A body cut short without a transport error (Content-Length unknown).
+                if total > 0 && *current < total {
+                    return Err(Received::Retryable(EngineError::internal(format!(
+                        "unexpected EOF reading {url}"
+                    ))));
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(Received::Retryable(EngineError::internal(
+                    crate::registry::error::transport(&reqwest::Method::GET, &url, &e).to_string(),
+                )));
+            }
+        }
+    }
 }
 
 fn verification_failed(digest: &str) -> EngineError {

@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::Mutex;
 
 use super::auth::{AuthConfig, Challenge, parse_challenges};
+use super::certs::{self, HostCerts};
 use super::config::RegistryConfig;
 use super::error::{self, RegistryError};
 use super::manifest::{Descriptor, FetchedManifest, MANIFEST_ACCEPT, parse_manifest};
@@ -53,11 +54,17 @@ struct Endpoint {
     base: String,
     /// TLS without certificate checks (an insecure registry reached over HTTPS).
     skip_verify: bool,
+    /// A client of its own: a mirror with certs.d material under the mirror's host name.
+    http: Option<reqwest::Client>,
 }
 
 #[derive(Default)]
 struct State {
     endpoint: Option<Endpoint>,
+    /// Where the ping starts in `candidates` (past the mirrors given up on).
+    first_candidate: usize,
+    /// The index of `endpoint` in `candidates`.
+    endpoint_index: usize,
     challenge: Option<Challenge>,
     /// Bearer tokens by scope list, for this client's lifetime.
     tokens: HashMap<String, String>,
@@ -79,11 +86,19 @@ pub struct RegistryClient {
 fn build_http(
     skip_verify: bool,
     timeout: Option<Duration>,
+    certs: &HostCerts,
 ) -> Result<reqwest::Client, RegistryError> {
     let mut b = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(Duration::from_secs(30))
         .danger_accept_invalid_certs(skip_verify);
+    // certs.d roots add to the system's, as Go's tls config in moby does.
+    for root in &certs.roots {
+        b = b.add_root_certificate(root.clone());
+    }
+    if let Some(id) = &certs.identity {
+        b = b.identity(id.clone());
+    }
     if let Some(t) = timeout {
         b = b.timeout(t);
     }
@@ -125,33 +140,51 @@ impl RegistryClient {
         let host = normalize_host(host);
         let mut candidates = Vec::new();
         let insecure = config.is_insecure(&host);
+        // Docker Hub's certs live under its API host's name; mirrors share the client.
+        let certs_host = if host == DOCKER_HUB {
+            DOCKER_HUB_API
+        } else {
+            host.as_str()
+        };
+        let certs = certs::load(config.certs_dir(), certs_host)?;
         if host == DOCKER_HUB {
             for m in &config.registry_mirrors {
+                // moby reads certs.d for each mirror's own host, as for any registry.
+                let mirror_certs = certs::load(config.certs_dir(), mirror_host(m))?;
+                let http = if mirror_certs.is_empty() {
+                    None
+                } else {
+                    Some(build_http(false, timeout, &mirror_certs)?)
+                };
                 candidates.push(Endpoint {
                     base: m.clone(),
                     skip_verify: false,
+                    http,
                 });
             }
             candidates.push(Endpoint {
                 base: format!("https://{DOCKER_HUB_API}"),
                 skip_verify: false,
+                http: None,
             });
         } else {
             candidates.push(Endpoint {
                 base: format!("https://{host}"),
                 skip_verify: insecure,
+                http: None,
             });
             if insecure {
                 candidates.push(Endpoint {
                     base: format!("http://{host}"),
                     skip_verify: false,
+                    http: None,
                 });
             }
         }
         Ok(RegistryClient {
-            http: build_http(false, timeout)?,
+            http: build_http(false, timeout, &certs)?,
             http_skip_verify: if insecure {
-                Some(build_http(true, timeout)?)
+                Some(build_http(true, timeout, &certs)?)
             } else {
                 None
             },
@@ -172,7 +205,10 @@ impl RegistryClient {
         &self.repository
     }
 
-    fn http_for(&self, ep: &Endpoint) -> &reqwest::Client {
+    fn http_for<'a>(&'a self, ep: &'a Endpoint) -> &'a reqwest::Client {
+        if let Some(c) = &ep.http {
+            return c;
+        }
         match (&self.http_skip_verify, ep.skip_verify) {
             (Some(c), true) => c,
             _ => &self.http,
@@ -191,7 +227,7 @@ impl RegistryClient {
             return Ok(ep.clone());
         }
         let mut last = None;
-        for ep in &self.candidates {
+        for (i, ep) in self.candidates.iter().enumerate().skip(st.first_candidate) {
             let url = format!("{}/v2/", ep.base);
             // moby pings with a 15 s client timeout; it also bounds a TLS handshake with a
             // server that speaks plain HTTP and waits for a request line forever.
@@ -202,6 +238,7 @@ impl RegistryClient {
                         st.challenge = pick_challenge(resp.headers());
                     }
                     st.endpoint = Some(ep.clone());
+                    st.endpoint_index = i;
                     return Ok(ep.clone());
                 }
                 Err(e) => last = Some(error::transport(&Method::GET, &url, &e)),
@@ -212,6 +249,26 @@ impl RegistryClient {
             url: self.host.clone(),
             message: "no endpoint".into(),
         }))
+    }
+
+    /// Give up on the Docker Hub mirror in use (it lacks the image, or failed) and use the next
+    /// candidate: another mirror or Docker Hub itself, as moby falls back from mirrors on any
+    /// error. False when the endpoint in use is not a mirror.
+    async fn fall_back(&self) -> bool {
+        let mut st = self.state.lock().await;
+        if self.host != DOCKER_HUB || st.endpoint.is_none() {
+            return false;
+        }
+        let next = st.endpoint_index + 1;
+        if next >= self.candidates.len() {
+            return false;
+        }
+        // Tokens and challenges belong to the mirror's auth server.
+        *st = State {
+            first_candidate: next,
+            ..State::default()
+        };
+        true
     }
 
     /// Send an authenticated request. `path` is `/v2/...` (joined to the endpoint) or an
@@ -472,7 +529,28 @@ impl RegistryClient {
 
     /// `GET /v2/<repo>/manifests/<reference>` (a tag or a digest). A digest reference is
     /// verified against the bytes.
+    /// For Docker Hub, a mirror that fails falls through to the next one, then to the Hub; blobs
+    /// then come from wherever the manifest came from.
     pub async fn get_manifest(&self, reference: &str) -> Result<FetchedManifest, RegistryError> {
+        loop {
+            let err = match self.get_manifest_once(reference).await {
+                Ok(m) => return Ok(m),
+                Err(e) => e,
+            };
+            let from = self.state.lock().await.endpoint.clone().map(|e| e.base);
+            if !self.fall_back().await {
+                return Err(err);
+            }
+            // A warning: an operator wants to know a configured mirror is not serving.
+            tracing::warn!(
+                "mirror {} failed for {}:{reference}, trying the next endpoint: {err}",
+                from.unwrap_or_default(),
+                self.repository
+            );
+        }
+    }
+
+    async fn get_manifest_once(&self, reference: &str) -> Result<FetchedManifest, RegistryError> {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
         let path = format!("/v2/{}/manifests/{reference}", self.repository);
@@ -709,6 +787,12 @@ pub fn login_host(server: &str) -> String {
     normalize_host(host)
 }
 
+/// `https://mirror:5000/path` → `mirror:5000`, the certs.d directory name.
+fn mirror_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
 fn normalize_host(host: &str) -> String {
     match host {
         "" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
@@ -817,6 +901,7 @@ mod tests {
             "repository:a/b:pull,push"
         );
         assert_eq!(form_encode("a b/c"), "a+b%2Fc");
+        assert_eq!(mirror_host("https://m.example:5000/v2"), "m.example:5000");
     }
 }
 

@@ -3,9 +3,10 @@
 //! ```toml
 //! insecure-registries = ["myregistry:5000", "10.0.0.0/8"]
 //! registry-mirrors = ["https://mirror.example.com"]
+//! certs-dir = "/etc/berth/certs.d"
 //! ```
 //!
-//! Only these two string arrays are read (top level or under `[registry]`), by a small parser:
+//! Only these keys are read (top level or under `[registry]`), by a small parser:
 //! other keys and tables are ignored so the file can grow.
 
 use std::net::IpAddr;
@@ -23,6 +24,8 @@ pub struct RegistryConfig {
     pub insecure_registries: Vec<String>,
     /// Mirrors of Docker Hub, tried in order before `registry-1.docker.io`.
     pub registry_mirrors: Vec<String>,
+    /// Docker's certs.d layout (`<dir>/<host:port>/*.crt|*.cert|*.key`); None = the default.
+    pub certs_dir: Option<String>,
 }
 
 impl RegistryConfig {
@@ -80,6 +83,15 @@ impl RegistryConfig {
             if !(table.is_empty() || table == "registry") {
                 continue;
             }
+            if key == "certs-dir" {
+                let v = value.trim();
+                let s = v
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .ok_or_else(|| format!("line {}: expected a quoted string, got {v}", n + 1))?;
+                cfg.certs_dir = Some(s.to_string());
+                continue;
+            }
             let target = match key {
                 "insecure-registries" => &mut cfg.insecure_registries,
                 "registry-mirrors" => &mut cfg.registry_mirrors,
@@ -94,6 +106,15 @@ impl RegistryConfig {
             }
         }
         Ok(cfg)
+    }
+
+    /// The certs.d directory in use.
+    pub fn certs_dir(&self) -> &Path {
+        Path::new(
+            self.certs_dir
+                .as_deref()
+                .unwrap_or(super::certs::DEFAULT_CERTS_DIR),
+        )
     }
 
     /// May `host` (`name[:port]`, as in a reference) be reached without verified TLS?
@@ -203,6 +224,9 @@ mod tests {
         assert_eq!(cfg.registry_mirrors, vec!["https://m.example"]);
         assert!(RegistryConfig::parse("registry-mirrors = [\"ftp://x\"]").is_err());
         assert!(RegistryConfig::parse("insecure-registries = [x]").is_err());
+        assert_eq!(cfg.certs_dir(), Path::new("/etc/berth/certs.d"));
+        let cfg = RegistryConfig::parse("certs-dir = \"/tmp/c.d\" # x\n").unwrap();
+        assert_eq!(cfg.certs_dir(), Path::new("/tmp/c.d"));
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub enum RegistryError {
     Config { path: String, message: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A registry's certs.d directory could not be used.
+    #[error("{0}")]
+    Certs(#[from] super::certs::CertsError),
 }
 
 impl RegistryError {
@@ -231,7 +234,7 @@ pub(crate) fn transport(method: &reqwest::Method, url: &str, e: &reqwest::Error)
                     format!("dial tcp {host}: connect: connection refused")
                 }
                 std::io::ErrorKind::TimedOut => format!("dial tcp {host}: i/o timeout"),
-                _ => io.to_string(),
+                _ => go_tls_message(&io.to_string()).unwrap_or_else(|| io.to_string()),
             };
             break;
         }
@@ -247,6 +250,33 @@ pub(crate) fn transport(method: &reqwest::Method, url: &str, e: &reqwest::Error)
         url: url.to_string(),
         message,
     }
+}
+
+/// rustls's verification failures in crypto/tls's words (moby's texts are what users search for).
+fn go_tls_message(rustls: &str) -> Option<String> {
+    // The server refused us (e.g. no client certificate): Go says `remote error: tls: bad certificate`.
+    if let Some(alert) = rustls.strip_prefix("received fatal alert: ") {
+        let mut words = String::new();
+        for c in alert.chars() {
+            if c.is_uppercase() && !words.is_empty() {
+                words.push(' ');
+            }
+            words.extend(c.to_lowercase());
+        }
+        return Some(format!("remote error: tls: {words}"));
+    }
+    let x509 = if rustls.contains("UnknownIssuer") {
+        "certificate signed by unknown authority"
+    } else if rustls.contains("NotValidForName") {
+        "certificate is not valid for the requested host name"
+    } else if rustls.contains("Expired") || rustls.contains("NotValidYet") {
+        "certificate has expired or is not yet valid"
+    } else if rustls.contains("invalid peer certificate") {
+        "certificate is not trusted"
+    } else {
+        return None;
+    };
+    Some(format!("tls: failed to verify certificate: x509: {x509}"))
 }
 
 #[cfg(test)]
@@ -300,5 +330,16 @@ mod tests {
             "received unexpected HTTP status: 502 Bad Gateway"
         );
         assert_eq!(go_method(&reqwest::Method::HEAD), "Head");
+        assert_eq!(
+            go_tls_message("invalid peer certificate: UnknownIssuer").as_deref(),
+            Some(
+                "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+            )
+        );
+        assert_eq!(go_tls_message("connection reset"), None);
+        assert_eq!(
+            go_tls_message("received fatal alert: BadCertificate").as_deref(),
+            Some("remote error: tls: bad certificate")
+        );
     }
 }
