@@ -87,6 +87,29 @@ pub enum LayerSource {
     Staged(StagedLayer),
 }
 
+/// Commit the staged layers of an image (in chain order) and check the present ones are still
+/// there; returns the image's size. `during` names the operation in the error ("load", "pull").
+pub fn commit_layers(
+    tx: &Transaction,
+    paths: &crate::config::Paths,
+    sources: &[LayerSource],
+    chains: &[String],
+    during: &str,
+) -> Result<i64> {
+    let mut size: i64 = 0;
+    for (i, src) in sources.iter().enumerate() {
+        let parent = i.checked_sub(1).map(|p| chains[p].as_str());
+        let row = match src {
+            LayerSource::Staged(staged) => layers::commit(tx, paths, staged, &chains[i], parent)?,
+            LayerSource::Present => layers::present(tx, paths, &chains[i])?.ok_or_else(|| {
+                EngineError::internal(format!("layer {} vanished during {during}", chains[i]))
+            })?,
+        };
+        size += row.size;
+    }
+    Ok(size)
+}
+
 /// What registering an image did, for the caller's messages.
 pub struct Registered {
     pub id: String,
@@ -118,21 +141,7 @@ pub fn register(
     let mut store = engine.store()?;
     let now = now_nanos();
     store.write(|tx| {
-        let mut size: i64 = 0;
-        for (i, src) in layers_in.iter().enumerate() {
-            let parent = i.checked_sub(1).map(|p| chains[p].as_str());
-            let row = match src {
-                LayerSource::Staged(staged) => {
-                    layers::commit(tx, &paths, staged, &chains[i], parent)?
-                }
-                LayerSource::Present => {
-                    layers::present(tx, &paths, &chains[i])?.ok_or_else(|| {
-                        EngineError::internal(format!("layer {} vanished during load", chains[i]))
-                    })?
-                }
-            };
-            size += row.size;
-        }
+        let size = commit_layers(tx, &paths, &layers_in, &chains, "load")?;
         rows::insert_image(
             tx,
             &ImageRow {

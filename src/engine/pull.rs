@@ -940,21 +940,7 @@ fn commit(
     let mut store = engine.store()?;
     let now = now_nanos();
     store.write(|tx| {
-        let mut size = 0i64;
-        for (i, src) in sources.iter().enumerate() {
-            let parent = i.checked_sub(1).map(|p| chains[p].as_str());
-            let row = match src {
-                LayerSource::Staged(staged) => {
-                    layers::commit(tx, &paths, staged, &chains[i], parent)?
-                }
-                LayerSource::Present => {
-                    layers::present(tx, &paths, &chains[i])?.ok_or_else(|| {
-                        EngineError::internal(format!("layer {} vanished during pull", chains[i]))
-                    })?
-                }
-            };
-            size += row.size;
-        }
+        let size = super::images::commit_layers(tx, &paths, &sources, chains, "pull")?;
         rows::insert_image(
             tx,
             &ImageRow {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::params::Filters;
 use crate::registry::AuthConfig;
+use crate::registry::client::form_encode;
 use crate::registry::error as reg_error;
 use crate::util::go_quote;
 
@@ -134,7 +135,7 @@ async fn search_unfiltered(
             "limit {limit} is outside the range of [1, 100]"
         )));
     }
-    let url = format!("{base}search?q={}&n={limit}", form_escape(&remote));
+    let url = format!("{base}search?q={}&n={limit}", form_encode(&remote));
     let mut req = client.get(&url).header("X-Docker-Token", "true");
     if !creds.username.is_empty() {
         req = req.basic_auth(&creds.username, Some(&creds.password));
@@ -195,21 +196,6 @@ fn system(message: String) -> EngineError {
     EngineError::new(ErrorKind::Internal, message)
 }
 
-/// Go's `url.QueryEscape` (space as `+`).
-fn form_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +237,6 @@ mod tests {
             serde_json::to_string(&r).unwrap(),
             r#"{"star_count":3,"is_official":true,"name":"busybox","is_automated":false,"description":"d"}"#
         );
-        assert_eq!(form_escape("a b/c"), "a+b%2Fc");
+        assert_eq!(form_encode("a b/c"), "a+b%2Fc");
     }
 }

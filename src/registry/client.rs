@@ -828,7 +828,7 @@ fn header_value(s: &str) -> Option<HeaderValue> {
 }
 
 /// `application/x-www-form-urlencoded` escaping.
-fn form_encode(s: &str) -> String {
+pub(crate) fn form_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
