@@ -44,7 +44,19 @@ pub fn monitor_event(engine: &Engine, id: &str, what: &str, arg: Option<&str>) -
                         other => other,
                     };
                 }
-                rootfs::teardown(engine, id)?;
+                // Under the container's lock, and only if no new run has begun: a `docker start`
+                // that came in before this late callback has mounted the root again for itself.
+                let _lock = engine.lock_container(id)?;
+                let Some(row) = engine
+                    .store()?
+                    .read(|tx| Ok::<_, EngineError>(rows::get(tx, id)?))?
+                else {
+                    return Ok(());
+                };
+                let now = current(engine.paths(), id, &State::parse(&row.state));
+                if now.status == "exited" || now.status == "created" {
+                    rootfs::teardown(engine, id)?;
+                }
             }
             Ok(())
         }
