@@ -290,13 +290,16 @@ class Engine:
     def reap_containers(self) -> list[str]:
         """Remove this engine's containers, then make sure no monitor or runtime state is left."""
         problems = []
+        notes = []  # what helps to find the test that left something; reported with a problem
         if self.run_root is None:
             return problems
         if self.proc is not None and self.proc.poll() is None:
             rc, out, _ = self.docker("ps", "-aq", check=False, timeout=30)
             ids = out.split() if rc == 0 else []
             if ids:
-                self.docker("rm", "-f", *ids, check=False, timeout=120)
+                rc_rm, _, err_rm = self.docker("rm", "-f", *ids, check=False, timeout=120)
+                if rc_rm != 0:
+                    notes.append(f"rm -f of the remaining containers said: {err_rm.strip()}")
         run = str(self.run_root)
 
         def monitors_left():
@@ -317,8 +320,15 @@ class Engine:
                                     capture_output=True, text=True, check=False)
             for cid in listed.stdout.split():
                 problems.append(f"runtime container left behind: {cid}")
+                if self.proc is not None and self.proc.poll() is None:
+                    rc_i, out_i, err_i = self.docker(
+                        "inspect", "--format", "{{.Name}} {{.State.Status}} {{.Config.Cmd}}", cid,
+                        check=False, timeout=30)
+                    notes.append(f"{cid[:12]}: {(out_i if rc_i == 0 else err_i).strip()}")
                 subprocess.run(["runc", "--root", str(runc_root), "delete", "--force", cid],
                                capture_output=True, check=False)
+        if problems:
+            problems.extend(notes)
         return problems
 
     def stop(self) -> list[str]:
