@@ -155,7 +155,24 @@ pub fn kill_and_wait(engine: &Engine, row: &ContainerRow, signal: &str) -> Resul
     if sig == 9 && state_of(engine, row).paused {
         thaw(engine, &row.id);
     }
-    if wait_stopped(engine, row, Duration::from_secs(30)).is_none() {
+    if sig != 9 || wait_stopped(engine, row, Duration::from_secs(10)).is_some() {
+        return wait_or_fail(engine, row, sig, Duration::from_secs(30));
+    }
+    // moby's killProcessDirectly: still there 10 s after SIGKILL, so thaw it (a freezer we did
+    // not set) and kill its process by PID, past the runtime.
+    thaw(engine, &row.id);
+    let pid = state_of(engine, row).pid;
+    if pid > 0 {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    wait_or_fail(engine, row, sig, Duration::from_secs(20))
+}
+
+fn wait_or_fail(engine: &Engine, row: &ContainerRow, sig: i32, timeout: Duration) -> Result<()> {
+    if wait_stopped(engine, row, timeout).is_none() {
         return Err(EngineError::internal(format!(
             "container {} did not exit after signal {sig}",
             row.id
