@@ -87,15 +87,24 @@ pub enum LayerSource {
     Staged(StagedLayer),
 }
 
-/// Commit the staged layers of an image (in chain order) and check the present ones are still
-/// there; returns the image's size. `during` names the operation in the error ("load", "pull").
-pub fn commit_layers(
+/// The image row's own fields, for [`insert_with_layers`] (size comes from the layers).
+pub struct NewImage<'a> {
+    pub id: &'a str,
+    pub config: &'a [u8],
+    pub cfg: &'a ImageConfig,
+    pub added: i64,
+}
+
+/// Commit the staged layers of an image (in chain order), check the present ones are still
+/// there, and insert the image row. `during` names the operation in errors ("load", "pull").
+pub fn insert_with_layers(
     tx: &Transaction,
     paths: &crate::config::Paths,
+    image: &NewImage,
     sources: &[LayerSource],
     chains: &[String],
     during: &str,
-) -> Result<i64> {
+) -> Result<()> {
     let mut size: i64 = 0;
     for (i, src) in sources.iter().enumerate() {
         let parent = i.checked_sub(1).map(|p| chains[p].as_str());
@@ -107,7 +116,20 @@ pub fn commit_layers(
         };
         size += row.size;
     }
-    Ok(size)
+    rows::insert_image(
+        tx,
+        &ImageRow {
+            id: image.id.to_string(),
+            config: image.config.to_vec(),
+            created: image.cfg.created_nanos(),
+            size,
+            parent: image.cfg.parent().to_string(),
+            added: image.added,
+            last_tag: 0,
+        },
+        chains,
+    )?;
+    Ok(())
 }
 
 /// What registering an image did, for the caller's messages.
@@ -141,20 +163,13 @@ pub fn register(
     let mut store = engine.store()?;
     let now = now_nanos();
     store.write(|tx| {
-        let size = commit_layers(tx, &paths, &layers_in, &chains, "load")?;
-        rows::insert_image(
-            tx,
-            &ImageRow {
-                id: id.clone(),
-                config: config.to_vec(),
-                created: cfg.created_nanos(),
-                size,
-                parent: cfg.parent().to_string(),
-                added: now,
-                last_tag: 0,
-            },
-            &chains,
-        )?;
+        let image = NewImage {
+            id: &id,
+            config,
+            cfg: &cfg,
+            added: now,
+        };
+        insert_with_layers(tx, &paths, &image, &layers_in, &chains, "load")?;
         let mut moved_tags = Vec::new();
         for t in tags {
             if let Some(old) = rows::set_ref(tx, &t.full(), &id, false, now)? {

@@ -33,11 +33,11 @@ use crate::registry::{
     RegistryError, platform,
 };
 use crate::store::distribution::{self as dist, BlobRow};
-use crate::store::images::{self as rows, ImageRow};
+use crate::store::images as rows;
 use crate::util::time::now_nanos;
 use crate::util::{digest_hex, short_id};
 
-use super::images::LayerSource;
+use super::images::{LayerSource, NewImage, insert_with_layers};
 use super::layers;
 use super::progress::{self, ProgressSender, Throttle};
 use super::{Engine, EngineError, Result, Scratch};
@@ -940,20 +940,13 @@ fn commit(
     let mut store = engine.store()?;
     let now = now_nanos();
     store.write(|tx| {
-        let size = super::images::commit_layers(tx, &paths, &sources, chains, "pull")?;
-        rows::insert_image(
-            tx,
-            &ImageRow {
-                id: id.clone(),
-                config: config.to_vec(),
-                created: cfg.created_nanos(),
-                size,
-                parent: cfg.parent().to_string(),
-                added: now,
-                last_tag: 0,
-            },
-            chains,
-        )?;
+        let image = NewImage {
+            id: &id,
+            config,
+            cfg: &cfg,
+            added: now,
+        };
+        insert_with_layers(tx, &paths, &image, &sources, chains, "pull")?;
         let repo = r.clone().trim_named().full();
         let updated = if r.digest().is_some() {
             // moby: a digest pull always reports a download.
