@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::image::config::{ImageConfig, chain_ids};
 use crate::image::layer;
 use crate::image::reference::{self, Reference};
+use crate::image::tar_limit::HeaderLimit;
 use crate::util::{human_size, sha256_digest, short_id};
 
 use super::images::{LayerSource, register};
@@ -57,7 +58,8 @@ fn normalise(base: &str, path: &str) -> Option<String> {
 impl Spool {
     fn read(reader: impl Read, dir: &Path) -> Result<Spool> {
         std::fs::create_dir_all(dir)?;
-        let mut archive = tar::Archive::new(reader);
+        // HeaderLimit refuses huge PAX/long-name headers, which the tar crate would read into memory.
+        let mut archive = tar::Archive::new(HeaderLimit::new(reader));
         let mut nodes = HashMap::new();
         let entries = archive
             .entries()
@@ -96,7 +98,7 @@ impl Spool {
             }
         }
         // Drain what follows the end marker, so a client streaming the rest is not cut off.
-        let mut rest = archive.into_inner();
+        let mut rest = archive.into_inner().into_inner();
         io::copy(&mut rest, &mut io::sink()).ok();
         Ok(Spool { nodes })
     }
@@ -278,13 +280,13 @@ fn blob_path(desc: &Value) -> Result<String> {
         .get("digest")
         .and_then(Value::as_str)
         .ok_or_else(|| bad("invalid OCI layout: descriptor without digest"))?;
-    let (alg, hex) = digest
-        .split_once(':')
-        .ok_or_else(|| bad(format!("invalid digest {digest:?}")))?;
-    if alg != "sha256" || hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad(format!("unsupported digest {digest:?}")));
-    }
-    Ok(format!("blobs/{alg}/{hex}"))
+    crate::util::digest::validate(digest).map_err(|e| {
+        bad(format!(
+            "invalid digest {}: {e}",
+            crate::util::go_quote(digest)
+        ))
+    })?;
+    Ok(format!("blobs/sha256/{}", crate::util::digest_hex(digest)))
 }
 
 fn verified_blob(spool: &Spool, desc: &Value) -> Result<Vec<u8>> {

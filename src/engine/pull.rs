@@ -507,12 +507,6 @@ fn check_media_types(m: &ImageManifest) -> Result<()> {
                 l.media_type
             )));
         }
-        if !l.digest.starts_with("sha256:") || digest_hex(&l.digest).len() != 64 {
-            return Err(EngineError::invalid(format!(
-                "unsupported digest {}",
-                l.digest
-            )));
-        }
     }
     Ok(())
 }

@@ -20,6 +20,15 @@ pub enum ConfigError {
     Json(#[from] serde_json::Error),
     #[error("invalid image config: {0}")]
     Shape(&'static str),
+    /// A layer's diffID names its files on disk: only a valid digest is accepted.
+    #[error(
+        "invalid image config: rootfs.diff_ids: {}: {source}",
+        crate::util::go_quote(digest)
+    )]
+    DiffId {
+        digest: String,
+        source: crate::util::digest::DigestError,
+    },
 }
 
 impl ImageConfig {
@@ -43,7 +52,12 @@ impl ImageConfig {
                 ));
             }
         }
-        Ok(ImageConfig(v))
+        let cfg = ImageConfig(v);
+        for d in cfg.diff_ids() {
+            crate::util::digest::validate(&d)
+                .map_err(|source| ConfigError::DiffId { digest: d, source })?;
+        }
+        Ok(cfg)
     }
 
     pub fn diff_ids(&self) -> Vec<String> {
@@ -188,8 +202,14 @@ mod tests {
     fn rejects_non_objects() {
         assert!(ImageConfig::parse(b"[]").is_err());
         assert!(ImageConfig::parse(b"{\"rootfs\":{\"diff_ids\":[1]}}").is_err());
-        let c = ImageConfig::parse(br#"{"created":"2024-01-01T00:00:00Z","rootfs":{"type":"layers","diff_ids":["sha256:aa"]}}"#).unwrap();
-        assert_eq!(c.diff_ids(), vec!["sha256:aa"]);
+        let aa = format!("sha256:{}", "a".repeat(64));
+        let c = ImageConfig::parse(format!(r#"{{"created":"2024-01-01T00:00:00Z","rootfs":{{"type":"layers","diff_ids":["{aa}"]}}}}"#).as_bytes()).unwrap();
+        assert_eq!(c.diff_ids(), vec![aa]);
+        let bad = br#"{"rootfs":{"type":"layers","diff_ids":["sha256:../../../../etc"]}}"#;
+        assert_eq!(
+            ImageConfig::parse(bad).unwrap_err().to_string(),
+            "invalid image config: rootfs.diff_ids: \"sha256:../../../../etc\": invalid checksum digest length"
+        );
         assert_eq!(c.created_nanos(), 1_704_067_200_000_000_000);
     }
 }

@@ -4,4 +4,5 @@ pub mod changes;
 pub mod config;
 pub mod layer;
 pub mod reference;
+pub mod tar_limit;
 pub mod tarwrite;

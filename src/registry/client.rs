@@ -620,9 +620,15 @@ impl RegistryClient {
                 .unwrap_or("")
                 .to_string()
         };
+        let digest = get("docker-content-digest");
+        crate::util::digest::validate(&digest).map_err(|source| RegistryError::InvalidDigest {
+            what: "manifest",
+            digest: digest.clone(),
+            source,
+        })?;
         Ok(Some(Descriptor {
             media_type: get("content-type"),
-            digest: get("docker-content-digest"),
+            digest,
             size: get("content-length").parse().unwrap_or(0),
             urls: Vec::new(),
             annotations: None,
@@ -642,6 +648,12 @@ impl RegistryClient {
         digest: &str,
         offset: u64,
     ) -> Result<Response, RegistryError> {
+        // Callers pass parsed (validated) digests; checked again since it becomes a URL.
+        crate::util::digest::validate(digest).map_err(|source| RegistryError::InvalidDigest {
+            what: "blob",
+            digest: digest.to_string(),
+            source,
+        })?;
         let path = format!("/v2/{}/blobs/{digest}", self.repository);
         let mut headers = HeaderMap::new();
         if offset > 0

@@ -62,6 +62,16 @@ pub enum RegistryError {
     /// Content whose digest is not the one asked for.
     #[error("digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch { expected: String, actual: String },
+    /// A digest from the registry that is not `sha256:<64 hex>` (moby's wording for layers).
+    #[error(
+        "could not validate {what} digest {}: {source}",
+        crate::util::go_quote(digest)
+    )]
+    InvalidDigest {
+        what: &'static str,
+        digest: String,
+        source: crate::util::digest::DigestError,
+    },
     /// A manifest or index we cannot use.
     #[error("{0}")]
     InvalidManifest(String),

@@ -185,16 +185,54 @@ pub fn parse_manifest(
     } else {
         Manifest::Image(serde_json::from_slice(bytes).map_err(invalid)?)
     };
+    manifest.validate_digests()?;
     Ok((media_type, manifest))
+}
+
+impl Manifest {
+    /// Every digest a registry sends becomes a URL and a file name: all are checked here,
+    /// before anything uses one.
+    fn validate_digests(&self) -> Result<(), RegistryError> {
+        let check = |what: &'static str, d: &Descriptor| {
+            crate::util::digest::validate(&d.digest).map_err(|source| {
+                RegistryError::InvalidDigest {
+                    what,
+                    digest: d.digest.clone(),
+                    source,
+                }
+            })
+        };
+        match self {
+            Manifest::Image(m) => {
+                check("config", &m.config)?;
+                m.layers.iter().try_for_each(|l| check("layer", l))
+            }
+            Manifest::Index(i) => i.manifests.iter().try_for_each(|m| check("manifest", m)),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A manifest body with its `sha256:aa`-style placeholders made full digests.
+    fn full(body: &str) -> Vec<u8> {
+        let mut s = body.to_string();
+        for x in ["aa", "bb", "cc"] {
+            s = s.replace(
+                &format!("sha256:{x}\""),
+                &format!("sha256:{}\"", x.repeat(32)),
+            );
+        }
+        s.into_bytes()
+    }
+
     #[test]
     fn parses_both_kinds() {
-        let m = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":10,"digest":"sha256:aa"},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":5,"digest":"sha256:bb"}]}"#;
+        let m = &full(
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":10,"digest":"sha256:aa"},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":5,"digest":"sha256:bb"}]}"#,
+        );
         let (mt, parsed) = parse_manifest(m, "text/plain").unwrap();
         assert_eq!(mt, MEDIA_DOCKER_MANIFEST);
         let Manifest::Image(img) = parsed else {
@@ -206,7 +244,9 @@ mod tests {
             Some(Compression::Gzip)
         );
         // OCI without mediaType in the body: the shape decides.
-        let i = br#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:cc","size":3,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}}]}"#;
+        let i = &full(
+            r#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:cc","size":3,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}}]}"#,
+        );
         let (mt, parsed) = parse_manifest(i, "").unwrap();
         assert_eq!(mt, MEDIA_OCI_INDEX);
         let Manifest::Index(idx) = parsed else {
@@ -224,5 +264,41 @@ mod tests {
         );
         assert_eq!(layer_compression(MEDIA_OCI_LAYER), Some(Compression::None));
         assert_eq!(layer_compression("application/x-other"), None);
+    }
+
+    #[test]
+    fn refuses_digests_that_are_not_sha256_hex() {
+        let layer = |d: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:{}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","size":5,"digest":"{d}"}}]}}"#,
+                "a".repeat(64)
+            )
+        };
+        let path = format!("sha256:{}", "../".repeat(21) + "x");
+        let err = parse_manifest(layer(&path).as_bytes(), "").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("could not validate layer digest \"{path}\": invalid checksum digest format")
+        );
+        let err = parse_manifest(layer("sha256:abc").as_bytes(), "").unwrap_err();
+        assert!(
+            err.to_string().ends_with("invalid checksum digest length"),
+            "{err}"
+        );
+        let config =
+            r#"{"schemaVersion":2,"config":{"digest":"sha256:/etc/passwd","size":1},"layers":[]}"#;
+        let err = parse_manifest(config.as_bytes(), "").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("could not validate config digest"),
+            "{err}"
+        );
+        let index = r#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:ZZ","size":3}]}"#;
+        let err = parse_manifest(index.as_bytes(), "").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("could not validate manifest digest"),
+            "{err}"
+        );
     }
 }

@@ -207,7 +207,8 @@ impl RegistryClient {
             .headers()
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
-            .filter(|d| d.starts_with("sha256:"))
+            // Only a well-formed digest is shown to the user; anything else, ours.
+            .filter(|d| crate::util::digest::validate(d).is_ok())
             .map(String::from)
             .unwrap_or(computed))
     }

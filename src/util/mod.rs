@@ -1,5 +1,6 @@
 //! Small helpers shared by every module: time formats, random IDs, digests.
 
+pub mod digest;
 pub mod time;
 
 use sha2::{Digest, Sha256};
@@ -14,10 +15,14 @@ pub fn digest_hex(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
 }
 
-/// The 12-character short form Docker prints for IDs.
+/// The 12-character short form Docker prints for IDs; any string in, never a panic (a
+/// digest from outside may hold multi-byte characters before it is validated).
 pub fn short_id(id: &str) -> &str {
     let hex = digest_hex(id);
-    &hex[..hex.len().min(12)]
+    match hex.char_indices().nth(12) {
+        Some((end, _)) => &hex[..end],
+        None => hex,
+    }
 }
 
 /// 64 random lower-case hex characters, Docker's ID format.
@@ -115,5 +120,7 @@ mod tests {
     fn short_ids() {
         assert_eq!(short_id("sha256:0123456789abcdef0123"), "0123456789ab");
         assert_eq!(short_id("abc"), "abc");
+        assert_eq!(short_id("sha256:ééééééééééééééé"), "éééééééééééé");
+        assert_eq!(short_id(""), "");
     }
 }

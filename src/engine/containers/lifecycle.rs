@@ -337,7 +337,9 @@ pub fn wait(
                 }
             }
             _ => {
-                if !s.is_running() {
+                // An exit counts even if a restart policy already brought the container
+                // back between two polls (moby's wait returns at the exit, next-exit style).
+                if !s.is_running() || s.exits > first_exits {
                     return Ok((s.exit_code, s.error));
                 }
             }

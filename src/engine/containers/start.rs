@@ -164,8 +164,28 @@ pub fn start(engine: &Engine, name: &str) -> Result<bool> {
     if state.is_running() {
         return Ok(false);
     }
-    let config = object(&row.config);
     let hc = object(&row.host_config);
+    let result = launch(engine, &row, &stored, &state, &hc);
+    drop(_lock);
+    // moby: a start that fails removes an AutoRemove container, so that a client waiting
+    // for `condition=removed` (docker run --rm) is answered instead of waiting forever.
+    if result.is_err() && hc.get("AutoRemove").and_then(Value::as_bool) == Some(true) {
+        if let Err(e) = super::remove::remove(engine, &row.id, true) {
+            tracing::warn!(id = %row.id, error = %e.message, "removing an AutoRemove container whose start failed");
+        }
+    }
+    result
+}
+
+/// Everything of a start after the checks: root, spec, monitor; undone on failure.
+fn launch(
+    engine: &Engine,
+    row: &ContainerRow,
+    stored: &State,
+    state: &State,
+    hc: &Map<String, Value>,
+) -> Result<bool> {
+    let config = object(&row.config);
     let paths = engine.paths().clone();
     let dir = paths.container_dir(&row.id);
     let run = paths.container_run_dir(&row.id);

@@ -171,6 +171,15 @@ pub fn current(paths: &Paths, id: &str, stored: &State) -> State {
         .unwrap_or("exited");
     let monitor_pid = mon.get("monitor_pid").and_then(Value::as_i64).unwrap_or(0);
     s.status = status.to_string();
+    // A start that failed before the process ran: moby's StateString says "created" while
+    // StartedAt is zero, and a container that ran before keeps its last StartedAt.
+    if status == "exited" && s.started_at == 0 {
+        if stored.started_at > 0 {
+            s.started_at = stored.started_at;
+        } else {
+            s.status = "created".into();
+        }
+    }
     // Paused means a running process is frozen; an exit ends it.
     if status != "running" {
         s.paused = false;

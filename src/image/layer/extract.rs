@@ -17,6 +17,8 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, 
 use sha2::{Digest, Sha256};
 use tar::EntryType;
 
+use crate::image::tar_limit::HeaderLimit;
+
 use super::fsutil::{self, Dir};
 use super::meta::{Meta, finish_node, lenient, meta_of, set_xattrs_fd};
 use super::path::{PathError, child, normalise};
@@ -432,6 +434,8 @@ pub fn extract(
         buf: vec![0; BUF_SIZE],
     };
 
+    // Errors of the tar parser, or of the HeaderLimit under it (the Recorder below that read
+    // fine, so `io_failed` stays unset): the archive is bad, not the stream.
     let parse_err = |st: &Rc<RefCell<RecState>>, e: io::Error| {
         if st.borrow().io_failed {
             ctx(|| "reading layer stream".to_string())(e)
@@ -439,13 +443,14 @@ pub fn extract(
             LayerError::Invalid(e.to_string())
         }
     };
-    let mut archive = tar::Archive::new(recorder);
+    // HeaderLimit refuses huge PAX/long-name headers, which the tar crate would read into memory.
+    let mut archive = tar::Archive::new(HeaderLimit::new(recorder));
     for entry in archive.entries().map_err(|e| parse_err(&st, e))? {
         let mut entry = entry.map_err(|e| parse_err(&st, e))?;
         ex.entry(&mut entry, &st)?;
     }
     // Past the end-of-archive marker: keep everything (usually more zero blocks) for the digest.
-    let mut recorder = archive.into_inner();
+    let mut recorder = archive.into_inner().into_inner();
     io::copy(&mut recorder, &mut io::sink()).map_err(ctx(|| "reading layer stream".to_string()))?;
     drop(recorder);
     ex.apply_dir_times()?;

@@ -790,3 +790,30 @@ fn archive_cannot_set_overlay_xattrs() {
     assert!(lgetxattr(&c.p("d"), "trusted.overlay.redirect").is_none());
     assert!(lgetxattr(&c.p("d"), "trusted.overlay.opaque").is_none());
 }
+
+#[test]
+fn refuses_huge_pax_header() {
+    // A PAX header claiming 2 GiB: the tar crate alone would read it all into memory.
+    let mut h = Header::new_ustar();
+    h.set_entry_type(EntryType::XHeader);
+    h.set_path("PaxHeaders/f").unwrap();
+    h.set_mode(0o644);
+    h.set_size(2 << 30);
+    h.set_cksum();
+    let mut tar = h.as_bytes().to_vec();
+    tar.resize(tar.len() + (4 << 20), b'a');
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&tar).unwrap();
+    let gz = gz.finish().unwrap();
+    assert!(gz.len() < 16 << 10, "{} bytes", gz.len());
+
+    let c = Case::new();
+    match extract(decompressed(&gz[..]).unwrap(), &c.diff, &c.split) {
+        Err(LayerError::Invalid(m)) => {
+            assert!(m.contains(crate::image::tar_limit::FIELD_TOO_LONG), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read_dir(&c.diff).unwrap().count(), 0);
+    c.assert_confined();
+}
