@@ -46,6 +46,10 @@ enum Command {
         /// Seconds with nothing going on before exiting (0 = stay up).
         #[arg(long, default_value_t = 5)]
         idle_timeout: u64,
+        /// Seconds a connection may take to send a request's headers, also while it waits
+        /// between requests, before it is closed (0 = no limit). Open streams are not affected.
+        #[arg(long, default_value_t = 30)]
+        header_timeout: u64,
         /// Log filter (error, warn, info, debug, trace, or tracing directives).
         #[arg(long, env = "BERTH_LOG", default_value = "warn")]
         log_level: String,
@@ -89,6 +93,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve {
             host,
             idle_timeout,
+            header_timeout,
             log_level,
             config,
             roots,
@@ -116,6 +121,7 @@ fn main() -> anyhow::Result<()> {
                 ServeOptions {
                     source,
                     idle_timeout: Duration::from_secs(idle_timeout),
+                    header_timeout: Duration::from_secs(header_timeout),
                 },
             ));
             // Blocking work still running (a wait whose client left) must not keep us alive.
@@ -146,8 +152,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn engine_for(roots: Roots, registry: berth::registry::RegistryConfig) -> Engine {
+    let paths = Paths::new(roots.data_root, roots.run_root);
+    // Before the store or anything else creates a file under them.
+    if let Err(e) = berth::store::private::secure(&paths) {
+        tracing::warn!("making the data and run roots private: {e}");
+    }
     Engine::new(EngineConfig {
-        paths: Paths::new(roots.data_root, roots.run_root),
+        paths,
         runtime: roots.runtime,
         registry,
     })

@@ -44,6 +44,79 @@ pub fn object(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, Ap
     }
 }
 
+/// Go's decoder refuses a number that does not fit the field's integer type; without that
+/// check a `1e30` would be stored and break every client that reads it back.
+const CREATE_INTEGERS: &[(&str, &[&str])] = &[
+    ("Config", &["StopTimeout"]),
+    (
+        "HostConfig",
+        &[
+            "Memory",
+            "MemorySwap",
+            "MemoryReservation",
+            "KernelMemory",
+            "KernelMemoryTCP",
+            "MemorySwappiness",
+            "NanoCpus",
+            "CpuShares",
+            "CpuPeriod",
+            "CpuQuota",
+            "CpuRealtimePeriod",
+            "CpuRealtimeRuntime",
+            "CpuCount",
+            "CpuPercent",
+            "PidsLimit",
+            "ShmSize",
+            "OomScoreAdj",
+            "BlkioWeight",
+            "IOMaximumIOps",
+            "IOMaximumBandwidth",
+        ],
+    ),
+];
+
+/// `POST /containers/create`'s integer fields (top level is Config; HostConfig inside).
+pub fn check_create_integers(body: &Map<String, Value>) -> Result<(), ApiError> {
+    for (section, fields) in CREATE_INTEGERS {
+        let m = if *section == "Config" {
+            Some(body)
+        } else {
+            body.get(*section).and_then(Value::as_object)
+        };
+        let Some(m) = m else { continue };
+        for f in *fields {
+            match m.get(*f) {
+                None | Some(Value::Null) => {}
+                Some(Value::Number(n)) if n.as_i64().is_some() => {}
+                Some(v) => {
+                    let shown = match v {
+                        Value::Number(n) => format!("number {}", go_number(n)),
+                        other => go_kind(other).to_string(),
+                    };
+                    return Err(ApiError::bad_request(format!(
+                        "json: cannot unmarshal {shown} into Go struct field {section}.{f} of type int64"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A JSON number as Go's error shows it (`1e+30`, `1.5`).
+fn go_number(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        Some(f) if n.as_u64().is_none() && f.abs() >= 1e21 => {
+            let s = format!("{f:e}");
+            match s.split_once('e') {
+                Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
+                _ => s,
+            }
+        }
+        _ => n.to_string(),
+    }
+}
+
 fn go_kind(v: &Value) -> &'static str {
     match v {
         Value::Array(_) => "array",

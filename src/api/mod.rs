@@ -33,6 +33,8 @@ use routes::H;
 pub struct Ctx {
     pub engine: Engine,
     pub activity: Activity,
+    /// How long a connection may take to send request headers (serve's `--header-timeout`).
+    pub header_timeout: std::time::Duration,
 }
 
 /// An API version as `major.minor`, compared numerically.
@@ -87,7 +89,10 @@ pub async fn handle(ctx: Ctx, req: Request<Incoming>) -> Resp {
     let (version, path) = split_version(&raw_path);
     let path = percent_decode(path);
     let mut resp = match check_version(version) {
-        Err(e) => e.into_response(),
+        Err(e) => {
+            drain(req).await;
+            e.into_response()
+        }
         Ok(()) => route(ctx, req, &path)
             .await
             .unwrap_or_else(ApiError::into_response),
@@ -130,6 +135,7 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> ApiResult {
         return Ok(response::empty(StatusCode::OK));
     }
     let Some((h, param)) = routes::find(&method, path) else {
+        drain(req).await;
         return Err(ApiError::not_found("page not found"));
     };
     let q = Query::parse(req.uri().query());
@@ -178,24 +184,49 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> ApiResult {
         H::ImagePush => push::push(&ctx, &param, &q, req).await,
         H::ImageSearch => push::search(&ctx, &q, req).await,
         H::Distribution => login::distribution(&ctx, &param, req).await,
-        H::Build => Err(ApiError::not_implemented(
+        H::Build => Err(drain_then(req, ApiError::not_implemented(
             "berth cannot build images yet: /build comes in a later release",
-        )),
+        ))
+        .await),
         H::BuildPrune => {
             response::ok_json(&serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}))
         }
         H::PluginList => response::ok_json(&serde_json::json!([])),
         H::PluginInspect => Err(ApiError::not_found(format!("plugin \"{param}\" not found"))),
-        H::PluginOther => Err(ApiError::not_found("berth does not support plugins")),
-        H::SwarmLeave => Err(ApiError::new(
+        H::PluginOther => Err(drain_then(req, ApiError::not_found("berth does not support plugins")).await),
+        H::SwarmLeave => Err(drain_then(req, ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "This node is not part of a swarm",
-        )),
-        H::Swarm => Err(ApiError::new(
+        )).await),
+        H::Swarm => Err(drain_then(req, ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
-        )),
+        )).await),
     }
+}
+
+/// Read and discard a request body that will not be used, so that the error answer reaches a
+/// client still sending it (closing on unread data resets the connection: the client sees
+/// `write: broken pipe` instead of the message). Bounded in size and time.
+async fn drain(req: Request<Incoming>) {
+    use http_body_util::BodyExt;
+    const LIMIT: usize = 256 << 20;
+    let mut body = req.into_body();
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > LIMIT {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+async fn drain_then(req: Request<Incoming>, e: ApiError) -> ApiError {
+    drain(req).await;
+    e
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Docker's copier buffer: a line longer than this is logged in pieces of this size, without `\n`.
@@ -246,9 +247,11 @@ impl JsonLog {
     }
 
     fn reopen(&mut self) -> io::Result<()> {
+        // 0640 as Docker's json-file logs: only root (and its group) read what containers print.
         let f = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o640)
             .open(&self.path)?;
         self.size = f.metadata()?.len();
         self.file = Some(f);

@@ -169,6 +169,8 @@ mod tests {
             bounding_caps: caps_from_mask(0x1fffeffffff, 40),
             ncpu: 2,
             extra_masked_paths: vec![],
+            apparmor: false,
+            selinux: false,
         }
     }
     fn s(v: &[&str]) -> Vec<String> {

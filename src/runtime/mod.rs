@@ -5,6 +5,7 @@
 //! Everything that depends on the host (kernel version, cgroup version, the capability bounding
 //! set, CPU count) is gathered once in [`HostInfo`], so tests can build specs for other hosts.
 
+pub mod apparmor;
 mod caps;
 mod mounts;
 mod resources;
@@ -117,6 +118,10 @@ pub struct HostInfo {
     pub ncpu: usize,
     /// `thermal_throttle` directories to mask, as Docker does.
     pub extra_masked_paths: Vec<String>,
+    /// AppArmor is enabled: containers get a profile.
+    pub apparmor: bool,
+    /// SELinux is enabled (labels could apply; berth does not label yet).
+    pub selinux: bool,
 }
 
 impl HostInfo {
@@ -135,6 +140,8 @@ impl HostInfo {
                 .map(|n| n.get())
                 .unwrap_or(1),
             extra_masked_paths: thermal_throttle_paths(),
+            apparmor: apparmor::host_enabled(),
+            selinux: std::fs::read_to_string("/sys/fs/selinux/enforce").is_ok(),
         }
     }
 

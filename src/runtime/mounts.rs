@@ -831,6 +831,8 @@ mod tests {
             bounding_caps: vec![],
             ncpu: 2,
             extra_masked_paths: vec![],
+            apparmor: false,
+            selinux: false,
         }
     }
 

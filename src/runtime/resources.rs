@@ -121,7 +121,7 @@ pub(crate) fn validate_resources(
         warnings: Vec::new(),
     };
     if r.memory > 0 && r.memory_swap == 0 {
-        r.memory_swap = r.memory * 2;
+        r.memory_swap = r.memory.saturating_mul(2);
     }
     let features = CgroupFeatures::detect(host.cgroup_v2);
 
@@ -662,6 +662,8 @@ mod tests {
             bounding_caps: vec![],
             ncpu: 2,
             extra_masked_paths: vec![],
+            apparmor: false,
+            selinux: false,
         }
     }
     fn hc(v: Value) -> Map<String, Value> {

@@ -259,6 +259,8 @@ mod tests {
             bounding_caps: vec![],
             ncpu: 1,
             extra_masked_paths: vec![],
+            apparmor: false,
+            selinux: false,
         }
     }
     fn caps(v: &[&str]) -> Vec<String> {

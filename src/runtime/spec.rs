@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::mounts::{MountContext, build_mounts, user_mounts};
 use super::resources::{devices, resources_json, rlimits, validate_resources};
 use super::{
-    HostInfo, NamespaceMode, SpecError, SpecInput, caps, get, get_bool, get_i64, get_str,
+    HostInfo, NamespaceMode, SpecError, SpecInput, apparmor, caps, get, get_bool, get_i64, get_str,
     get_strings, seccomp, user,
 };
 
@@ -72,6 +72,8 @@ pub(crate) struct SecurityOpts {
     pub writable_cgroups: Option<bool>,
     pub seccomp: Option<String>,
     pub apparmor: Option<String>,
+    /// `label=…` values other than `disable`.
+    pub labels: Vec<String>,
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -109,6 +111,7 @@ pub(crate) fn parse_security_opts(hc: &Map<String, Value>) -> Result<SecurityOpt
         };
         let bad2 = || SpecError::invalid(format!("invalid --security-opt 2: {opt:?}"));
         match k {
+            "label" if v != "disable" => s.labels.push(v.to_string()),
             "label" => {}
             "apparmor" => s.apparmor = Some(v.to_string()),
             "seccomp" => s.seccomp = Some(v.to_string()),
@@ -208,6 +211,25 @@ pub(crate) fn validate_with(
     }
     rlimits(hc)?;
     let sec = parse_security_opts(hc)?;
+    // Never accept a security option and ignore it: what the host cannot apply is refused.
+    if let Some(p) = sec.apparmor.as_deref()
+        && p != apparmor::UNCONFINED
+        && !host.apparmor
+    {
+        return Err(inv(format!(
+            "invalid --security-opt: AppArmor is not enabled on this host: \"apparmor={p}\""
+        )));
+    }
+    if let Some(l) = sec.labels.first() {
+        if !host.selinux {
+            return Err(inv(format!(
+                "invalid --security-opt: SELinux is not enabled on this host: \"label={l}\""
+            )));
+        }
+        return Err(SpecError::NotSupported(format!(
+            "SELinux labels are not supported by berth yet: \"label={l}\""
+        )));
+    }
     if let Some(p) = sec.seccomp.as_deref()
         && !matches!(p, "unconfined" | "builtin" | "")
     {
@@ -324,6 +346,12 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
     }
     if sec.no_new_privileges {
         process.insert("noNewPrivileges".into(), json!(true));
+    }
+    if host.apparmor {
+        let profile = apparmor::profile_for(sec.apparmor.as_deref(), privileged);
+        if profile != apparmor::UNCONFINED {
+            process.insert("apparmorProfile".into(), json!(profile));
+        }
     }
     process.insert("oomScoreAdj".into(), json!(get_i64(hc, "OomScoreAdj")?));
 
@@ -490,6 +518,8 @@ mod tests {
             bounding_caps: caps::caps_from_mask(0x1fffeffffff, 40),
             ncpu: 2,
             extra_masked_paths: vec![],
+            apparmor: false,
+            selinux: false,
         }
     }
     fn obj(v: Value) -> Map<String, Value> {

@@ -4,7 +4,7 @@ pub mod activation;
 pub mod activity;
 
 use std::convert::Infallible;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,6 +31,9 @@ pub struct ServeOptions {
     pub source: Source,
     /// Exit after this long with nothing going on; zero = never.
     pub idle_timeout: Duration,
+    /// Close a connection whose request headers take longer (zero = never): a client that
+    /// connects and goes quiet must not keep an `Accept=no` process alive for ever.
+    pub header_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +50,11 @@ pub enum ServeError {
 /// Serve until idle (listener) or until the one connection is done.
 pub async fn run(engine: Engine, opts: ServeOptions) -> Result<(), ServeError> {
     let activity = Activity::new();
-    let ctx = Ctx { engine, activity };
+    let ctx = Ctx {
+        engine,
+        activity,
+        header_timeout: opts.header_timeout,
+    };
     match opts.source {
         Source::Activated(Activated::Connection(stream)) => {
             stream.set_nonblocking(true)?;
@@ -65,15 +72,39 @@ pub async fn run(engine: Engine, opts: ServeOptions) -> Result<(), ServeError> {
             accept_loop(ctx, UnixListener::from_std(l)?, opts.idle_timeout).await
         }
         Source::Bind(path) => {
-            let _ = std::fs::remove_file(&path);
-            let listener = UnixListener::bind(&path).map_err(|source| ServeError::Bind {
+            let listener = bind_private(&path).map_err(|source| ServeError::Bind {
                 path: path.display().to_string(),
                 source,
             })?;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660));
             accept_loop(ctx, listener, opts.idle_timeout).await
         }
     }
+}
+
+/// Bind `path` with mode 0660 and group `berth` (as berth.socket) from its first moment:
+/// the socket is made in a fresh 0700 folder beside it, given its mode and group there, and
+/// renamed into place, so no one outside root and the group can ever connect.
+fn bind_private(path: &std::path::Path) -> std::io::Result<UnixListener> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = parent.join(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::DirBuilder::new().mode(0o700).create(&tmp)?;
+    let result = (|| {
+        let inner = tmp.join("s");
+        let listener = UnixListener::bind(&inner)?;
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o660))?;
+        if let Ok(Some(group)) = nix::unistd::Group::from_name("berth") {
+            nix::unistd::chown(&inner, None, Some(group.gid)).map_err(std::io::Error::from)?;
+        }
+        std::fs::rename(&inner, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
 }
 
 async fn accept_loop(ctx: Ctx, listener: UnixListener, idle: Duration) -> Result<(), ServeError> {
@@ -109,6 +140,7 @@ async fn accept_loop(ctx: Ctx, listener: UnixListener, idle: Duration) -> Result
 
 /// One HTTP/1.1 connection; each request holds an activity guard until its response body ends.
 async fn serve_connection(ctx: Ctx, stream: UnixStream, conn_guard: ActivityGuard) {
+    let ctx_header_timeout = ctx.header_timeout;
     let conn_guard = Arc::new(Mutex::new(Some(conn_guard)));
     let svc = service_fn(move |req| {
         let ctx = ctx.clone();
@@ -123,8 +155,14 @@ async fn serve_connection(ctx: Ctx, stream: UnixStream, conn_guard: ActivityGuar
             Ok::<_, Infallible>(hyper::Response::from_parts(parts, body))
         }
     });
-    let conn = http1::Builder::new()
-        .title_case_headers(true)
+    let mut builder = http1::Builder::new();
+    builder.title_case_headers(true);
+    if !ctx_header_timeout.is_zero() {
+        builder
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(ctx_header_timeout);
+    }
+    let conn = builder
         .serve_connection(TokioIo::new(stream), svc)
         .with_upgrades();
     if let Err(e) = conn.await {

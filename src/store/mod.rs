@@ -9,6 +9,7 @@ pub mod distribution;
 pub mod events;
 pub mod images;
 pub mod meta;
+pub mod private;
 mod schema;
 
 use std::path::Path;

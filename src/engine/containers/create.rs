@@ -8,7 +8,7 @@ use crate::store::containers::{self as rows, ContainerRow};
 use crate::store::images as image_rows;
 use crate::util::time::now_nanos;
 
-use super::super::{Engine, EngineError, Result};
+use super::super::{Engine, EngineError, ErrorKind, Result};
 use super::state::State;
 use super::{names, resolve};
 
@@ -232,6 +232,45 @@ fn check_host_config(hc: &Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
+/// What berth cannot do yet is refused at create instead of being stored and ignored (a
+/// `-p` that publishes nothing, a `-v` that mounts nothing); the rest of the host config is
+/// validated here as Docker's `verifyContainerSettings` does, its warnings returned.
+fn refuse_unsupported(config: &Map<String, Value>, hc: &Map<String, Value>) -> Result<Vec<String>> {
+    let not_yet = |what: &str| {
+        EngineError::new(
+            ErrorKind::NotImplemented,
+            format!("{what} are not supported by berth yet"),
+        )
+    };
+    let non_empty = |v: Option<&Value>| match v {
+        Some(Value::Object(m)) => !m.is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        _ => false,
+    };
+    if non_empty(config.get("Volumes")) {
+        return Err(not_yet("volumes (-v without a host path, Config.Volumes)"));
+    }
+    if non_empty(hc.get("VolumesFrom")) {
+        return Err(not_yet("--volumes-from"));
+    }
+    if non_empty(hc.get("PortBindings")) {
+        return Err(not_yet("published ports (-p, PortBindings)"));
+    }
+    if hc.get("PublishAllPorts").and_then(Value::as_bool) == Some(true) {
+        return Err(not_yet("published ports (-P, PublishAllPorts)"));
+    }
+    crate::runtime::validate_host_config(config, hc).map_err(|e| {
+        let kind = if e.is_user_error() {
+            ErrorKind::InvalidParameter
+        } else if e.is_not_supported() {
+            ErrorKind::NotImplemented
+        } else {
+            ErrorKind::Internal
+        };
+        EngineError::new(kind, e.to_string())
+    })
+}
+
 /// Create a container from the request body (Config fields plus HostConfig and NetworkingConfig).
 pub fn create(
     engine: &Engine,
@@ -259,6 +298,7 @@ pub fn create(
         ));
     }
     check_host_config(&host_config)?;
+    let warnings = refuse_unsupported(&config, &host_config)?;
     if let Some(Ok(h)) = config
         .get("Healthcheck")
         .filter(|h| h.is_object())
@@ -326,7 +366,7 @@ pub fn create(
         super::inspect::container_event(tx, "create", &row, Map::new())?;
         Ok(Created {
             id: id.clone(),
-            warnings: Vec::new(),
+            warnings: warnings.clone(),
         })
     });
     // Two creates racing for one name: the UNIQUE constraint decides, with Docker's text.

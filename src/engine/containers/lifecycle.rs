@@ -125,13 +125,14 @@ fn mark_stop_requested(engine: &Engine, id: &str) -> Result<()> {
 
 /// Poll until the container is no longer running, up to `timeout`.
 pub fn wait_stopped(engine: &Engine, row: &ContainerRow, timeout: Duration) -> Option<State> {
-    let deadline = Instant::now() + timeout;
+    // A timeout too large for the clock means no deadline (clients send `t=2^63-1`).
+    let deadline = Instant::now().checked_add(timeout);
     loop {
         let s = state_of(engine, row);
         if !s.is_running() {
             return Some(s);
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -252,11 +253,8 @@ pub fn stop(
         .store()?
         .write(|tx| container_event(tx, "kill", &row, extra))?;
     runtime_kill(engine, &row.id, sig)?;
-    let grace = if timeout < 0 {
-        Duration::from_secs(3600 * 24 * 365)
-    } else {
-        Duration::from_secs(timeout as u64)
-    };
+    // Negative waits for ever, as Docker's `-t -1`.
+    let grace = Duration::from_secs(u64::try_from(timeout).unwrap_or(u64::MAX));
     if wait_stopped(engine, &row, grace).is_none() {
         let mut extra = Map::new();
         extra.insert("signal".into(), json!("9"));

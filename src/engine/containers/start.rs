@@ -169,10 +169,11 @@ pub fn start(engine: &Engine, name: &str) -> Result<bool> {
     drop(_lock);
     // moby: a start that fails removes an AutoRemove container, so that a client waiting
     // for `condition=removed` (docker run --rm) is answered instead of waiting forever.
-    if result.is_err() && hc.get("AutoRemove").and_then(Value::as_bool) == Some(true) {
-        if let Err(e) = super::remove::remove(engine, &row.id, true) {
-            tracing::warn!(id = %row.id, error = %e.message, "removing an AutoRemove container whose start failed");
-        }
+    if result.is_err()
+        && hc.get("AutoRemove").and_then(Value::as_bool) == Some(true)
+        && let Err(e) = super::remove::remove(engine, &row.id, true)
+    {
+        tracing::warn!(id = %row.id, error = %e.message, "removing an AutoRemove container whose start failed");
     }
     result
 }
@@ -212,7 +213,7 @@ fn launch(
         .unwrap_or(&row.id[..12])
         .to_string();
     let result = (|| -> Result<launch::StartReport> {
-        let etc = write_etc(&dir, &hostname, net_mode == "host", &hc)?;
+        let etc = write_etc(&dir, &hostname, net_mode == "host", hc)?;
         let mode = |k: &str| hc.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let namespaces = NamespaceModes {
             network: namespace(engine, net_mode, "net")?,
@@ -231,7 +232,7 @@ fn launch(
             id: &row.id,
             rootfs: &root,
             config: &config,
-            host_config: &hc,
+            host_config: hc,
             etc,
             cgroups_path: format!("/berth/{}", row.id),
             namespaces,
@@ -245,10 +246,18 @@ fn launch(
                 EngineError::internal(e.to_string())
             }
         })?;
+        if spec
+            .pointer("/process/apparmorProfile")
+            .and_then(Value::as_str)
+            == Some(runtime::apparmor::DEFAULT_PROFILE)
+        {
+            runtime::apparmor::ensure_default_loaded()
+                .map_err(|e| EngineError::internal(e.to_string()))?;
+        }
         let spec_bytes =
             serde_json::to_vec_pretty(&spec).map_err(|e| EngineError::internal(e.to_string()))?;
         std::fs::write(dir.join("config.json"), spec_bytes)?;
-        let log = super::log_settings(&hc);
+        let log = super::log_settings(hc);
         let max_size = log
             .max_size
             .as_deref()
@@ -294,16 +303,16 @@ fn launch(
     })();
     match result {
         Ok(report) => {
-            let mut s = current(engine.paths(), &row.id, &stored);
+            let mut s = current(engine.paths(), &row.id, stored);
             if s.status != "running" && s.status != "exited" {
                 s.status = "running".into();
             }
             s.pid = report.pid as i64;
             s.error.clear();
-            save_state(engine, &row, &s)?;
+            save_state(engine, row, &s)?;
             engine
                 .store()?
-                .write(|tx| container_event(tx, "start", &row, Map::new()))?;
+                .write(|tx| container_event(tx, "start", row, Map::new()))?;
             Ok(true)
         }
         Err(e) => {
@@ -316,7 +325,7 @@ fn launch(
                     127
                 };
             }
-            let _ = save_state(engine, &row, &s);
+            let _ = save_state(engine, row, &s);
             let _ = rootfs::teardown(engine, &row.id);
             Err(e)
         }

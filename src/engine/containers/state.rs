@@ -238,11 +238,21 @@ mod tests {
         let me = std::process::id() as i64;
         std::fs::write(
             run.join("state.json"),
-            format!(r#"{{"status":"exited","pid":0,"exit_code":3,"exits":1,"monitor_pid":{me}}}"#),
+            format!(r#"{{"status":"exited","pid":0,"exit_code":3,"exits":1,"started_at":5,"monitor_pid":{me}}}"#),
         )
         .unwrap();
         let s = current(&paths, &id, &stored);
         assert_eq!((s.status.as_str(), s.exit_code, s.exits), ("exited", 3, 1));
+        // A start that failed before the process ran is still "created", as moby says.
+        std::fs::write(
+            run.join("state.json"),
+            format!(
+                r#"{{"status":"exited","pid":0,"exit_code":127,"exits":0,"monitor_pid":{me}}}"#
+            ),
+        )
+        .unwrap();
+        let s = current(&paths, &id, &stored);
+        assert_eq!((s.status.as_str(), s.exit_code), ("created", 127));
         // "running" with a dead monitor and a dead process.
         std::fs::write(
             run.join("state.json"),
