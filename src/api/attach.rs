@@ -288,6 +288,7 @@ pub async fn attach(ctx: &Ctx, name: String, q: &Query, mut req: Request<Incomin
                 let mut out = Vec::new();
                 if let Ok(src) = logs::open(&e, &id, &opts) {
                     let _ = logs::stream(&e, &src, &opts, &mut |entry| {
+                        let Some(entry) = entry else { return Ok(()) };
                         if !tty {
                             out.extend_from_slice(&[entry.stream, 0, 0, 0]);
                             out.extend_from_slice(&(entry.text.len() as u32).to_be_bytes());

@@ -177,6 +177,7 @@ pub async fn logs(ctx: &Ctx, id: String, q: &Query) -> ApiResult {
         let stamps = opts.timestamps;
         let _ = logs::stream(&engine, &src, &opts, &mut |e| {
             use std::io::Write;
+            let Some(e) = e else { return out.flush() };
             let mut payload = Vec::with_capacity(e.text.len() + 32);
             if stamps {
                 payload.extend_from_slice(logs::timestamp(e.time).as_bytes());
@@ -188,8 +189,7 @@ pub async fn logs(ctx: &Ctx, id: String, q: &Query) -> ApiResult {
                 out.write_all(&[e.stream, 0, 0, 0])?;
                 out.write_all(&len)?;
             }
-            out.write_all(&payload)?;
-            out.flush()
+            out.write_all(&payload)
         });
     });
     Ok(streaming(content_type, rx))

@@ -9,7 +9,7 @@
 
 use std::fs::{self, DirBuilder, Permissions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use crate::config::Paths;
@@ -26,6 +26,13 @@ pub fn secure(paths: &Paths) -> io::Result<()> {
     for root in [&paths.data_root, &paths.run_root] {
         make_private_dir(root)?;
     }
+    // Made here, empty, when new: SQLite takes an empty file as a new database and gives its
+    // -wal and -shm files the database's mode.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(DB_MODE)
+        .open(paths.data_root.join("berth.db"))?;
     for name in ["berth.db", "berth.db-wal", "berth.db-shm"] {
         set_mode_if_exists(&paths.data_root.join(name), DB_MODE)?;
     }
@@ -97,6 +104,7 @@ mod tests {
         secure(&paths).unwrap();
         assert_eq!(mode(&paths.data_root), 0o700);
         assert_eq!(mode(&paths.run_root), 0o700);
+        assert_eq!(mode(&paths.data_root.join("berth.db")), 0o600);
     }
 
     #[test]

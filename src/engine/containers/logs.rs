@@ -1,7 +1,6 @@
 //! `GET /containers/{id}/logs`: read the json-file log the monitor writes (with its rotated
 //! files), filter by stream, time and tail, and follow it while the container runs.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -101,12 +100,14 @@ fn wanted(opts: &LogOptions, e: &Entry) -> bool {
 }
 
 /// Send every selected entry to `emit`; with `follow`, keep going until the container stops.
-/// `emit` returning an error (the client left) ends it quietly.
+/// `emit(None)` says "flush now": after the backlog and after each burst while following, so
+/// a large log goes out in large chunks and a followed one without delay. `emit` returning an
+/// error (the client left) ends it quietly.
 pub fn stream(
     engine: &Engine,
     src: &LogSource,
     opts: &LogOptions,
-    emit: &mut dyn FnMut(&Entry) -> std::io::Result<()>,
+    emit: &mut dyn FnMut(Option<&Entry>) -> std::io::Result<()>,
 ) -> Result<()> {
     // Older rotated files first.
     let mut files: Vec<PathBuf> = (1..src.max_file.max(1))
@@ -115,32 +116,36 @@ pub fn stream(
         .filter(|p| p.exists())
         .collect();
     files.push(src.path.clone());
-    let mut backlog: VecDeque<Entry> = VecDeque::new();
-    for f in &files {
-        let Ok(file) = File::open(f) else { continue };
-        for line in BufReader::new(file).split(b'\n').map_while(|l| l.ok()) {
-            let Some(e) = parse_line(&line) else { continue };
-            if !wanted(opts, &e) {
-                continue;
-            }
-            backlog.push_back(e);
-            if let Some(n) = opts.tail
-                && backlog.len() > n
-            {
-                backlog.pop_front();
-            }
+    // Entries are sent as they are read, so memory stays flat whatever the log's size; for
+    // `tail`, a first pass counts the selected entries to know how many to skip (a ring of
+    // `tail` entries would hold the whole log for a large `tail`).
+    let skip = match opts.tail {
+        None => 0,
+        Some(0) => usize::MAX,
+        Some(n) => {
+            let mut count = 0usize;
+            for_each_entry(&files, opts, &mut |_| {
+                count += 1;
+                true
+            });
+            count.saturating_sub(n)
         }
-    }
-    if opts.tail == Some(0) {
-        backlog.clear();
-    }
-    for e in &backlog {
-        if opts.until.is_some_and(|u| e.time > u) {
-            return Ok(());
+    };
+    let mut seen = 0usize;
+    let mut ended = false;
+    for_each_entry(&files, opts, &mut |e| {
+        seen += 1;
+        if seen <= skip {
+            return true;
         }
-        if emit(e).is_err() {
-            return Ok(());
+        if opts.until.is_some_and(|u| e.time > u) || emit(Some(e)).is_err() {
+            ended = true;
+            return false;
         }
+        true
+    });
+    if emit(None).is_err() || ended {
+        return Ok(());
     }
     if !opts.follow {
         return Ok(());
@@ -164,12 +169,25 @@ fn running(engine: &Engine, id: &str) -> bool {
     current(engine.paths(), id, &stored).is_running()
 }
 
+/// Call `f` with each selected entry of `files` in order, until it returns false.
+fn for_each_entry(files: &[PathBuf], opts: &LogOptions, f: &mut dyn FnMut(&Entry) -> bool) {
+    for path in files {
+        let Ok(file) = File::open(path) else { continue };
+        for line in BufReader::new(file).split(b'\n').map_while(|l| l.ok()) {
+            let Some(e) = parse_line(&line) else { continue };
+            if wanted(opts, &e) && !f(&e) {
+                return;
+            }
+        }
+    }
+}
+
 /// Tail the current file from its end, across rotations, until the container stops.
 fn follow(
     engine: &Engine,
     src: &LogSource,
     opts: &LogOptions,
-    emit: &mut dyn FnMut(&Entry) -> std::io::Result<()>,
+    emit: &mut dyn FnMut(Option<&Entry>) -> std::io::Result<()>,
 ) -> Result<()> {
     let open_at_end = |p: &Path| -> Option<(BufReader<File>, u64)> {
         let mut f = File::open(p).ok()?;
@@ -189,6 +207,9 @@ fn follow(
                 let mut buf = Vec::new();
                 let n = reader.read_until(b'\n', &mut buf).unwrap_or(0);
                 if n == 0 {
+                    if emit(None).is_err() {
+                        return Ok(());
+                    }
                     break;
                 }
                 partial.extend_from_slice(&buf);
@@ -200,7 +221,7 @@ fn follow(
                     if opts.until.is_some_and(|u| e.time > u) {
                         return Ok(());
                     }
-                    if wanted(opts, &e) && emit(&e).is_err() {
+                    if wanted(opts, &e) && emit(Some(&e)).is_err() {
                         return Ok(());
                     }
                 }
