@@ -206,8 +206,14 @@ pub fn format_line(stream: Stream, text: &[u8], nanos: i64) -> Vec<u8> {
 }
 
 /// The renames of one rotation, oldest first: `path.(n-2)` → `path.(n-1)`, …, `path` → `path.1`.
-/// With `max_file` ≤ 1 there is none (the file is simply started over).
-pub fn rotation_renames(path: &Path, max_file: u32) -> Vec<(PathBuf, PathBuf)> {
+/// With `max_file` ≤ 1 there is none (the file is simply started over). Only the numbered
+/// files that `exists` reports are moved, and they are contiguous from 1: a max-file of
+/// billions costs as much as the files there are.
+pub fn rotation_renames(
+    path: &Path,
+    max_file: u32,
+    exists: impl Fn(&Path) -> bool,
+) -> Vec<(PathBuf, PathBuf)> {
     let numbered = |i: u32| {
         let mut s = path.as_os_str().to_owned();
         s.push(format!(".{i}"));
@@ -217,7 +223,11 @@ pub fn rotation_renames(path: &Path, max_file: u32) -> Vec<(PathBuf, PathBuf)> {
     if max_file <= 1 {
         return out;
     }
-    for i in (1..max_file - 1).rev() {
+    let present = (1..max_file - 1)
+        .take_while(|i| exists(&numbered(*i)))
+        .last()
+        .unwrap_or(0);
+    for i in (1..=present).rev() {
         out.push((numbered(i), numbered(i + 1)));
     }
     out.push((path.to_path_buf(), numbered(1)));
@@ -281,7 +291,7 @@ impl JsonLog {
         if self.max_file <= 1 {
             let _ = std::fs::remove_file(&self.path);
         } else {
-            for (from, to) in rotation_renames(&self.path, self.max_file) {
+            for (from, to) in rotation_renames(&self.path, self.max_file, |p| p.exists()) {
                 match std::fs::rename(&from, &to) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -385,7 +395,7 @@ mod tests {
     #[test]
     fn rotation_names_shift_up_to_max_file() {
         let p = Path::new("/l/x-json.log");
-        let r = rotation_renames(p, 3);
+        let r = rotation_renames(p, 3, |_| true);
         let r: Vec<(String, String)> = r
             .iter()
             .map(|(a, b)| (a.display().to_string(), b.display().to_string()))
@@ -397,8 +407,11 @@ mod tests {
                 ("/l/x-json.log".into(), "/l/x-json.log.1".into()),
             ]
         );
-        assert!(rotation_renames(p, 1).is_empty());
-        assert_eq!(rotation_renames(p, 2).len(), 1);
+        assert!(rotation_renames(p, 1, |_| true).is_empty());
+        // Only what is there moves, whatever max-file says.
+        let r = rotation_renames(p, u32::MAX, |q| q.to_string_lossy().ends_with(".1"));
+        assert_eq!(r.len(), 2);
+        assert_eq!(rotation_renames(p, 2, |_| true).len(), 1);
     }
 
     #[test]

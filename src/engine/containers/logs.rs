@@ -110,11 +110,13 @@ pub fn stream(
     emit: &mut dyn FnMut(Option<&Entry>) -> std::io::Result<()>,
 ) -> Result<()> {
     // Older rotated files first.
+    // Rotated files are numbered from 1 without gaps: stop at the first missing one (a
+    // max-file of billions must not mean billions of lookups).
     let mut files: Vec<PathBuf> = (1..src.max_file.max(1))
-        .rev()
         .map(|i| PathBuf::from(format!("{}.{i}", src.path.display())))
-        .filter(|p| p.exists())
+        .take_while(|p| p.exists())
         .collect();
+    files.reverse();
     files.push(src.path.clone());
     // Entries are sent as they are read, so memory stays flat whatever the log's size; for
     // `tail`, a first pass counts the selected entries to know how many to skip (a ring of
