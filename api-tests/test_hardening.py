@@ -387,3 +387,51 @@ def test_docker_logs_streams_a_large_log(engine_factory, busybox_tar):
     # The whole log is ~95 MB; streaming keeps the process to a few MiB above its base.
     assert hwm_kb < 64 * 1024, f"berth serve peaked at {hwm_kb} kB"
     eng.docker("rm", n)
+
+
+# ------------------------------------------------------------------ log drivers and options
+
+def test_log_config_defaults_to_json_file(engine):
+    """docker-py's test_valid_no_log_driver_specified: an empty Type is the default driver."""
+    import docker
+
+    api = engine.client().api
+    lc = docker.types.LogConfig(type="", config={"max-file": "100"})
+    c = api.create_container("busybox", ["true"], host_config=api.create_host_config(log_config=lc))
+    try:
+        api.start(c)
+        got = api.inspect_container(c)["HostConfig"]["LogConfig"]
+        assert got == {"Type": "json-file", "Config": {"max-file": "100"}}
+    finally:
+        api.remove_container(c, force=True)
+
+
+def test_unknown_log_driver_is_refused(engine):
+    """docker-py's test_invalid_log_driver_raises_exception."""
+    import docker
+
+    api = engine.client().api
+    lc = docker.types.LogConfig(type="asdf", config={})
+    with pytest.raises(docker.errors.APIError) as exc:
+        c = api.create_container("busybox", ["true"],
+                                 host_config=api.create_host_config(log_config=lc))
+        api.start(c)
+    assert exc.value.explanation == "logger: no log driver named 'asdf' is registered"
+
+
+@pytest.mark.parametrize("flags,text", [
+    (["--log-opt", "max-file=x"], 'strconv.Atoi: parsing "x": invalid syntax'),
+    (["--log-opt", "max-file=0"], "max-file cannot be less than 1"),
+    (["--log-opt", "nope=1"], "unknown log opt 'nope' for json-file log driver"),
+    (["--log-opt", "max-size=12q"], "invalid size: '12q'"),
+])
+def test_bad_log_options_are_refused(engine, flags, text):
+    rc, _, err = engine.docker("create", *flags, "busybox", "true", check=False)
+    assert rc != 0 and text in err, err
+
+
+@pytest.mark.berth_only
+@pytest.mark.parametrize("flags", [["--log-driver", "syslog"], ["--log-opt", "tag=x"]])
+def test_log_features_berth_lacks_are_refused(engine, flags):
+    rc, _, err = engine.docker("create", *flags, "busybox", "true", check=False)
+    assert rc != 0 and "not supported by berth yet" in err, err

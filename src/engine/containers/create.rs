@@ -271,6 +271,88 @@ fn refuse_unsupported(config: &Map<String, Value>, hc: &Map<String, Value>) -> R
     })
 }
 
+/// Log drivers Docker ships that berth does not (refused, not ignored).
+const OTHER_LOG_DRIVERS: &[&str] = &[
+    "local", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "etwlogs", "gcplogs",
+    "logentries",
+];
+
+/// `HostConfig.LogConfig` as Docker stores it: the daemon's default driver (`json-file`) when
+/// none is named, `Config` an object; the driver and its options checked as moby's
+/// `ValidateLogOpt` and the json-file driver do.
+fn normalise_log_config(hc: &mut Map<String, Value>) -> Result<()> {
+    let given = hc.get("LogConfig").and_then(Value::as_object);
+    let driver = given
+        .and_then(|l| l.get("Type"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .unwrap_or("json-file")
+        .to_string();
+    let opts = match given.and_then(|l| l.get("Config")) {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(EngineError::invalid("invalid LogConfig.Config: not an object")),
+    };
+    match driver.as_str() {
+        "json-file" => {
+            for (k, v) in &opts {
+                let v = v.as_str().unwrap_or_default();
+                match k.as_str() {
+                    "max-size" => {
+                        super::start::parse_size(v)?;
+                    }
+                    "max-file" => {
+                        let n: i64 = v.parse().map_err(|_| {
+                            EngineError::invalid(format!(
+                                "strconv.Atoi: parsing {}: invalid syntax",
+                                crate::util::go_quote(v)
+                            ))
+                        })?;
+                        if n < 1 {
+                            return Err(EngineError::invalid("max-file cannot be less than 1"));
+                        }
+                    }
+                    "compress" if v != "true" => {}
+                    "compress" | "labels" | "labels-regex" | "env" | "env-regex" | "tag" => {
+                        return Err(EngineError::new(
+                            ErrorKind::NotImplemented,
+                            format!("log opt '{k}' of the json-file log driver is not supported by berth yet"),
+                        ));
+                    }
+                    _ => {
+                        return Err(EngineError::invalid(format!(
+                            "unknown log opt '{k}' for json-file log driver"
+                        )));
+                    }
+                }
+            }
+        }
+        "none" => {
+            if let Some(k) = opts.keys().next() {
+                return Err(EngineError::invalid(format!(
+                    "unknown log opt '{k}' for none log driver"
+                )));
+            }
+        }
+        d if OTHER_LOG_DRIVERS.contains(&d) => {
+            return Err(EngineError::new(
+                ErrorKind::NotImplemented,
+                format!("the {d} log driver is not supported by berth yet"),
+            ));
+        }
+        d => {
+            return Err(EngineError::invalid(format!(
+                "logger: no log driver named '{d}' is registered"
+            )));
+        }
+    }
+    hc.insert(
+        "LogConfig".into(),
+        json!({"Type": driver, "Config": Value::Object(opts)}),
+    );
+    Ok(())
+}
+
 /// Create a container from the request body (Config fields plus HostConfig and NetworkingConfig).
 pub fn create(
     engine: &Engine,
@@ -299,6 +381,7 @@ pub fn create(
     }
     check_host_config(&host_config)?;
     let warnings = refuse_unsupported(&config, &host_config)?;
+    normalise_log_config(&mut host_config)?;
     if let Some(Ok(h)) = config
         .get("Healthcheck")
         .filter(|h| h.is_object())

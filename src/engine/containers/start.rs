@@ -350,7 +350,7 @@ fn start_error(msg: &str) -> EngineError {
 }
 
 /// `10m`, `1g`, `512k`, `100` (bytes) as docker's `--log-opt max-size` takes them.
-fn parse_size(s: &str) -> Result<u64> {
+pub(super) fn parse_size(s: &str) -> Result<u64> {
     let t = s.trim().to_ascii_lowercase();
     let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
         Some((i, _)) => {
