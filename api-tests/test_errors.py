@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import json
 import uuid
 from pathlib import Path
 
@@ -212,7 +213,12 @@ def test_load_absolute_symlink_stays_inside(engine, sentinel):
     img = make_image([tar_bytes(layer)], [ref])
     r = engine.api("POST", "/images/load?quiet=1", body=docker_archive([img]),
                    headers={"Content-Type": "application/x-tar"})
-    assert r.status in (200, 400, 500)
+    if not engine.external:
+        # berth refuses a write through a link whose target does not exist inside the layer:
+        # the refusal comes in the stream, and the image is not there.
+        assert r.status == 200
+        assert "symlink leads to" in json.loads(r.body.splitlines()[0])["errorDetail"]["message"]
+        assert engine.docker("image", "inspect", ref, check=False)[0] == 1
     assert_untouched(sentinel)
     engine.docker("rmi", ref, check=False)
 

@@ -347,10 +347,14 @@ mod tests {
 
     #[test]
     fn trimming_file_mappings_keeps_the_process_working() {
-        trim_file_mappings();
-        // Code, read-only data and libc still work afterwards.
+        // A test binary maps its own code and libc read-only from files: there is something
+        // to trim, and code, data and libc keep working after the pages were dropped.
+        let advised = trim_file_mappings();
+        assert!(advised > 0, "no file mapping was trimmed");
         let v: Vec<String> = (0..100).map(|i| format!("{i}")).collect();
-        assert_eq!(v.join(",").len(), 289);
-        assert!(now_nanos() > 0);
+        assert_eq!(v.join(",").split(',').nth(42), Some("42"));
+        let t1 = now_nanos();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(now_nanos() > t1);
     }
 }

@@ -246,9 +246,36 @@ mod tests {
     }
 
     #[test]
-    fn error_classes() {
-        assert!(SpecError::invalid("x").is_user_error());
-        assert!(!SpecError::system("x").is_user_error());
-        assert!(SpecError::NotSupported("x".into()).is_not_supported());
+    fn validation_errors_are_classed() {
+        // What the create handler turns into 400 and 501: real validation, not constructors.
+        let host = HostInfo {
+            kernel: (6, 1),
+            cgroup_v2: false,
+            bounding_caps: vec![],
+            ncpu: 2,
+            extra_masked_paths: vec![],
+            apparmor: false,
+            selinux: false,
+        };
+        let hc = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let cfg = Map::new();
+        let e = spec::validate_with(
+            &cfg,
+            &hc(serde_json::json!({"Binds": ["/a:relative"]})),
+            &host,
+        )
+        .unwrap_err();
+        assert!(e.is_user_error() && !e.is_not_supported(), "{e}");
+        let e = spec::validate_with(&cfg, &hc(serde_json::json!({"Binds": ["named:/x"]})), &host)
+            .unwrap_err();
+        assert!(e.is_not_supported() && !e.is_user_error(), "{e}");
+        let e = spec::validate_with(
+            &cfg,
+            &hc(serde_json::json!({"SecurityOpt": ["apparmor=custom"]})),
+            &host,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("AppArmor is not enabled"), "{e}");
+        assert!(spec::validate_with(&cfg, &hc(serde_json::json!({})), &host).is_ok());
     }
 }

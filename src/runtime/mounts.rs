@@ -767,7 +767,7 @@ fn ensure_propagation(path: &str, shared_only: bool) -> Result<(), SpecError> {
         if f.len() < 7 {
             continue;
         }
-        let mp = unescape_mountinfo(f[4]);
+        let mp = crate::util::mountinfo::unescape(f[4]);
         let inside = real == mp || mp == "/" || real.starts_with(&format!("{mp}/"));
         if !inside {
             continue;
@@ -796,26 +796,6 @@ fn ensure_propagation(path: &str, shared_only: bool) -> Result<(), SpecError> {
             "path {path} is mounted on {mp} but it is not a shared or slave mount"
         )))
     }
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -1126,6 +1106,5 @@ mod tests {
         assert_eq!(clean_path("/a/./b/../c/"), "/a/c");
         assert_eq!(clean_path("/../a"), "/a");
         assert_eq!(clean_path("//"), "/");
-        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
     }
 }

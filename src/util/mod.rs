@@ -1,6 +1,7 @@
 //! Small helpers shared by every module: time formats, random IDs, digests.
 
 pub mod digest;
+pub mod mountinfo;
 pub mod time;
 
 use sha2::{Digest, Sha256};

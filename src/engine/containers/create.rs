@@ -273,7 +273,15 @@ fn refuse_unsupported(config: &Map<String, Value>, hc: &Map<String, Value>) -> R
 
 /// Log drivers Docker ships that berth does not (refused, not ignored).
 const OTHER_LOG_DRIVERS: &[&str] = &[
-    "local", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "etwlogs", "gcplogs",
+    "local",
+    "syslog",
+    "journald",
+    "gelf",
+    "fluentd",
+    "awslogs",
+    "splunk",
+    "etwlogs",
+    "gcplogs",
     "logentries",
 ];
 
@@ -291,7 +299,11 @@ fn normalise_log_config(hc: &mut Map<String, Value>) -> Result<()> {
     let opts = match given.and_then(|l| l.get("Config")) {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
-        Some(_) => return Err(EngineError::invalid("invalid LogConfig.Config: not an object")),
+        Some(_) => {
+            return Err(EngineError::invalid(
+                "invalid LogConfig.Config: not an object",
+            ));
+        }
     };
     match driver.as_str() {
         "json-file" => {
@@ -316,7 +328,9 @@ fn normalise_log_config(hc: &mut Map<String, Value>) -> Result<()> {
                     "compress" | "labels" | "labels-regex" | "env" | "env-regex" | "tag" => {
                         return Err(EngineError::new(
                             ErrorKind::NotImplemented,
-                            format!("log opt '{k}' of the json-file log driver is not supported by berth yet"),
+                            format!(
+                                "log opt '{k}' of the json-file log driver is not supported by berth yet"
+                            ),
                         ));
                     }
                     _ => {

@@ -15,35 +15,10 @@ pub fn merged(engine: &Engine, id: &str) -> PathBuf {
 
 /// Is `path` a mount point (listed in this process's mount table)?
 pub fn is_mounted(path: &Path) -> bool {
-    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
     let want = path.to_string_lossy();
-    table
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|m| unescape(m) == want)
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(s: &str) -> String {
-    let mut out = String::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v as char);
-            i += 4;
-        } else {
-            out.push(b[i] as char);
-            i += 1;
-        }
-    }
-    out
+    crate::util::mountinfo::mount_points()
+        .iter()
+        .any(|m| *m == want)
 }
 
 /// Mount the container's root if it is not mounted yet; returns the mount point.
@@ -128,15 +103,4 @@ pub fn upper_size(engine: &Engine, id: &str) -> u64 {
         }
     }
     walk(&engine.paths().container_dir(id).join("diff"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unescape;
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/plain"), "/plain");
-    }
 }
