@@ -2,12 +2,13 @@
 //! of the monitor's socket. Output frames from the monitor go to the client (headers removed
 //! for a TTY); the client's stdin goes to the monitor, watching for the detach keys.
 
+use crate::monitor::proto::Request as MonitorRequest;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use hyper::{Request, StatusCode, body::Incoming};
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -79,13 +80,13 @@ async fn target(ctx: &Ctx, name: String) -> Result<Target, ApiError> {
 async fn connect(
     engine: &crate::engine::Engine,
     t: &Target,
-    request: &Value,
+    request: &MonitorRequest,
 ) -> Option<UnixStream> {
-    let sock = t.run_dir.join("monitor.sock");
+    let sock = t.run_dir.join(crate::monitor::SOCKET_FILE);
     let pending = if t.running {
         None
     } else {
-        let dir = t.run_dir.join("attach-pending");
+        let dir = t.run_dir.join(crate::monitor::ATTACH_PENDING_DIR);
         let _ = std::fs::create_dir_all(&dir);
         let p = dir.join(crate::util::random_id());
         std::fs::write(&p, b"").ok().map(|_| p)
@@ -105,11 +106,7 @@ async fn connect(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let sent = match stream.as_mut() {
-        Some(s) => {
-            let mut line = serde_json::to_vec(request).ok()?;
-            line.push(b'\n');
-            s.write_all(&line).await.is_ok()
-        }
+        Some(s) => s.write_all(request.to_line().as_bytes()).await.is_ok(),
         None => false,
     };
     if !sent && let Some(p) = pending {
@@ -309,7 +306,11 @@ pub async fn attach(ctx: &Ctx, name: String, q: &Query, mut req: Request<Incomin
             let _ = client_w.shutdown().await;
             return;
         }
-        let request = json!({"type": "attach", "stdin": want_stdin, "stdout": want_stdout, "stderr": want_stderr});
+        let request = MonitorRequest::Attach {
+            stdin: want_stdin,
+            stdout: want_stdout,
+            stderr: want_stderr,
+        };
         let Some(mon) = connect(&engine, &t, &request).await else {
             let _ = client_w.shutdown().await;
             return;
@@ -373,13 +374,16 @@ pub async fn resize(ctx: &Ctx, name: String, q: &Query) -> ApiResult {
             format!("Container {} is not running", t.id),
         ));
     }
-    let mut s = UnixStream::connect(t.run_dir.join("monitor.sock"))
+    let mut s = UnixStream::connect(t.run_dir.join(crate::monitor::SOCKET_FILE))
         .await
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, format!("cannot resize: {e}")))?;
-    let mut line =
-        serde_json::to_vec(&json!({"type": "resize", "height": h, "width": w})).unwrap_or_default();
-    line.push(b'\n');
-    let _ = s.write_all(&line).await;
+    let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+    let line = MonitorRequest::Resize {
+        height: clamp(h),
+        width: clamp(w),
+    }
+    .to_line();
+    let _ = s.write_all(line.as_bytes()).await;
     let mut reply = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut reply)).await;
     Ok(empty(StatusCode::OK))

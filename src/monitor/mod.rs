@@ -238,7 +238,9 @@ pub enum RestartPolicyName {
 }
 
 /// `R/state.json`: what the monitor knows about the container, always replaced atomically.
+/// Fields a reader does not find take their defaults: an older monitor's file still reads.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MonitorState {
     pub status: Status,
     /// The init's host pid while running, else 0.

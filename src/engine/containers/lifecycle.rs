@@ -119,7 +119,7 @@ pub fn runtime_kill(engine: &Engine, id: &str, sig: i32) -> Result<()> {
 fn mark_stop_requested(engine: &Engine, id: &str) -> Result<()> {
     let run = engine.paths().container_run_dir(id);
     std::fs::create_dir_all(&run)?;
-    std::fs::write(run.join("stop-requested"), b"")?;
+    std::fs::write(run.join(crate::monitor::STOP_REQUESTED_FILE), b"")?;
     Ok(())
 }
 

@@ -193,10 +193,10 @@ fn launch(
     std::fs::create_dir_all(&dir)?;
     // Nothing of a previous run may confuse the new monitor, but clients already waiting to
     // attach (their files in attach-pending/) must stay announced.
-    std::fs::create_dir_all(run.join("attach-pending"))?;
+    std::fs::create_dir_all(run.join(crate::monitor::ATTACH_PENDING_DIR))?;
     if let Ok(entries) = std::fs::read_dir(&run) {
         for e in entries.flatten() {
-            if e.file_name() != "attach-pending" {
+            if e.file_name() != crate::monitor::ATTACH_PENDING_DIR {
                 let _ = std::fs::remove_file(e.path());
             }
         }
@@ -295,7 +295,7 @@ fn launch(
             "health": state.health,
         });
         std::fs::write(
-            run.join("monitor.json"),
+            run.join(crate::monitor::CONFIG_FILE),
             serde_json::to_vec(&monitor_config)
                 .map_err(|e| EngineError::internal(e.to_string()))?,
         )?;

@@ -5,6 +5,8 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::monitor::{MonitorState, Status as MonitorStatus};
 use serde_json::{Value, json};
 
 use crate::config::Paths;
@@ -143,33 +145,24 @@ pub fn current(paths: &Paths, id: &str, stored: &State) -> State {
         return stored.clone();
     };
     let mut s = stored.clone();
-    s.pid = mon.get("pid").and_then(Value::as_i64).unwrap_or(0);
-    s.exit_code = mon.get("exit_code").and_then(Value::as_i64).unwrap_or(0);
-    s.started_at = mon.get("started_at").and_then(Value::as_i64).unwrap_or(0);
-    s.finished_at = mon.get("finished_at").and_then(Value::as_i64).unwrap_or(0);
-    s.oom_killed = mon
-        .get("oom_killed")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    s.restart_count = mon
-        .get("restart_count")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    s.exits = mon.get("exits").and_then(Value::as_i64).unwrap_or(0);
-    s.error = mon
-        .get("error")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    s.pid = i64::from(mon.pid);
+    s.exit_code = i64::from(mon.exit_code);
+    s.started_at = mon.started_at;
+    s.finished_at = mon.finished_at;
+    s.oom_killed = mon.oom_killed;
+    s.restart_count = i64::from(mon.restart_count);
+    s.exits = i64::from(mon.exits);
+    s.error = mon.error.clone();
     // A monitor without health checks leaves the stored value (none) alone.
-    if let Some(h) = mon.get("health").filter(|h| !h.is_null()) {
-        s.health = serde_json::from_value(h.clone()).ok().or(s.health);
+    if let Some(h) = mon.health.clone() {
+        s.health = Some(h);
     }
-    let status = mon
-        .get("status")
-        .and_then(Value::as_str)
-        .unwrap_or("exited");
-    let monitor_pid = mon.get("monitor_pid").and_then(Value::as_i64).unwrap_or(0);
+    let status = match mon.status {
+        MonitorStatus::Running => "running",
+        MonitorStatus::Restarting => "restarting",
+        MonitorStatus::Exited => "exited",
+    };
+    let monitor_pid = i64::from(mon.monitor_pid);
     s.status = status.to_string();
     // A start that failed before the process ran: moby's StateString says "created" while
     // StartedAt is zero, and a container that ran before keeps its last StartedAt.
@@ -210,8 +203,8 @@ fn lost(stored: &State, why: &str) -> State {
     s
 }
 
-fn read_monitor_state(run: &Path) -> Option<Value> {
-    let text = std::fs::read_to_string(run.join("state.json")).ok()?;
+fn read_monitor_state(run: &Path) -> Option<MonitorState> {
+    let text = std::fs::read_to_string(run.join(crate::monitor::STATE_FILE)).ok()?;
     serde_json::from_str(&text).ok()
 }
 
@@ -237,7 +230,7 @@ mod tests {
         std::fs::create_dir_all(&run).unwrap();
         let me = std::process::id() as i64;
         std::fs::write(
-            run.join("state.json"),
+            run.join(crate::monitor::STATE_FILE),
             format!(r#"{{"status":"exited","pid":0,"exit_code":3,"exits":1,"started_at":5,"monitor_pid":{me}}}"#),
         )
         .unwrap();
@@ -245,7 +238,7 @@ mod tests {
         assert_eq!((s.status.as_str(), s.exit_code, s.exits), ("exited", 3, 1));
         // A start that failed before the process ran is still "created", as moby says.
         std::fs::write(
-            run.join("state.json"),
+            run.join(crate::monitor::STATE_FILE),
             format!(
                 r#"{{"status":"exited","pid":0,"exit_code":127,"exits":0,"monitor_pid":{me}}}"#
             ),
@@ -255,7 +248,7 @@ mod tests {
         assert_eq!((s.status.as_str(), s.exit_code), ("created", 127));
         // "running" with a dead monitor and a dead process.
         std::fs::write(
-            run.join("state.json"),
+            run.join(crate::monitor::STATE_FILE),
             r#"{"status":"running","pid":999999999,"monitor_pid":999999998}"#,
         )
         .unwrap();
@@ -273,7 +266,7 @@ mod tests {
         std::fs::create_dir_all(&run).unwrap();
         let me = std::process::id() as i64;
         std::fs::write(
-            run.join("state.json"),
+            run.join(crate::monitor::STATE_FILE),
             format!(
                 r#"{{"status":"running","pid":{me},"monitor_pid":{me},"started_at":1,
                    "health":{{"status":"unhealthy","failing_streak":2,"log":[
