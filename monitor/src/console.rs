@@ -97,7 +97,7 @@ mod tests {
     #[test]
     fn receives_a_descriptor() {
         let (a, b) = UnixStream::pair().unwrap();
-        let (mut r, mut w) = crate::monitor::sys::pipe().unwrap();
+        let (mut r, mut w) = crate::sys::pipe().unwrap();
         send_fd(&a, w.as_raw_fd());
         let mut got = recv_fd(&b).unwrap();
         got.write_all(b"x").unwrap();

@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use berth::monitor::launch::{self, MonitorError};
-use berth::monitor::{MonitorState, Request, Status};
+use berth_monitor::launch::{self, MonitorError};
+use berth_monitor::{MonitorState, Request, Status};
 use serde_json::{Value, json};
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -290,7 +290,7 @@ fn read_frames(s: &mut UnixStream) -> Vec<(u8, Vec<u8>)> {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return out,
             Err(e) => panic!("reading frames: {e}; got so far {out:?}"),
         }
-        let (stream, len) = berth::monitor::proto::parse_frame_header(&h);
+        let (stream, len) = berth_monitor::proto::parse_frame_header(&h);
         let mut p = vec![0u8; len];
         s.read_exact(&mut p).unwrap();
         out.push((stream, p));

@@ -7,5 +7,5 @@ fn main() {
         eprintln!("usage: berth-monitor <run dir>");
         std::process::exit(2);
     };
-    std::process::exit(berth::monitor::main(std::path::Path::new(&run_dir)));
+    std::process::exit(berth_monitor::main(std::path::Path::new(&run_dir)));
 }
