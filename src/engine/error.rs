@@ -75,3 +75,18 @@ impl From<crate::image::layer::LayerError> for EngineError {
         }
     }
 }
+
+/// The runtime's validation classes as Docker answers them: a client mistake is a 400, a
+/// feature berth lacks a 501, the rest ours (500).
+impl From<crate::runtime::SpecError> for EngineError {
+    fn from(e: crate::runtime::SpecError) -> EngineError {
+        let kind = if e.is_user_error() {
+            ErrorKind::InvalidParameter
+        } else if e.is_not_supported() {
+            ErrorKind::NotImplemented
+        } else {
+            ErrorKind::Internal
+        };
+        EngineError::new(kind, e.to_string())
+    }
+}

@@ -14,6 +14,7 @@ pub mod layers;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod registry_ops;
 pub mod search;
 pub mod system;
 

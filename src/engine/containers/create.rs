@@ -259,16 +259,7 @@ fn refuse_unsupported(config: &Map<String, Value>, hc: &Map<String, Value>) -> R
     if hc.get("PublishAllPorts").and_then(Value::as_bool) == Some(true) {
         return Err(not_yet("published ports (-P, PublishAllPorts)"));
     }
-    crate::runtime::validate_host_config(config, hc).map_err(|e| {
-        let kind = if e.is_user_error() {
-            ErrorKind::InvalidParameter
-        } else if e.is_not_supported() {
-            ErrorKind::NotImplemented
-        } else {
-            ErrorKind::Internal
-        };
-        EngineError::new(kind, e.to_string())
-    })
+    Ok(crate::runtime::validate_host_config(config, hc)?)
 }
 
 /// Log drivers Docker ships that berth does not (refused, not ignored).

@@ -239,13 +239,7 @@ fn launch(
             init_binary: init.as_deref(),
             shm_path: None,
         })
-        .map_err(|e| {
-            if e.is_user_error() {
-                EngineError::invalid(e.to_string())
-            } else {
-                EngineError::internal(e.to_string())
-            }
-        })?;
+        .map_err(EngineError::from)?;
         if spec
             .pointer("/process/apparmorProfile")
             .and_then(Value::as_str)
