@@ -23,7 +23,9 @@ pub use caps::{
 };
 pub use mounts::{BindSpec, parse_bind};
 pub use seccomp::{DEFAULT_PROFILE, load_profile};
-pub use spec::{build_spec, build_spec_with, process_env, validate_host_config};
+pub use spec::{
+    MASKED_PATHS, READONLY_PATHS, build_spec, build_spec_with, process_env, validate_host_config,
+};
 pub use user::{open_in_root, resolve_user};
 
 /// What [`build_spec`] needs to know about one container start.

@@ -16,7 +16,7 @@ const DEFAULT_SHM_SIZE: i64 = 64 * 1024 * 1024;
 const MAX_HOSTNAME_LEN: usize = 64;
 const INIT_PATH: &str = "/sbin/docker-init";
 
-const MASKED_PATHS: [&str; 12] = [
+pub const MASKED_PATHS: [&str; 12] = [
     "/proc/asound",
     "/proc/acpi",
     "/proc/interrupts",
@@ -30,7 +30,7 @@ const MASKED_PATHS: [&str; 12] = [
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
 ];
-const READONLY_PATHS: [&str; 5] = [
+pub const READONLY_PATHS: [&str; 5] = [
     "/proc/bus",
     "/proc/fs",
     "/proc/irq",
@@ -465,7 +465,15 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
         ro_paths = READONLY_PATHS.iter().map(|s| s.to_string()).collect();
     }
     if let Some(v) = get(hc, "MaskedPaths") {
-        masked = get_strings(&Map::from_iter([("v".to_string(), v.clone())]), "v")?;
+        let given = get_strings(&Map::from_iter([("v".to_string(), v.clone())]), "v")?;
+        // Docker's default list, as create stores it, still gets this host's extra paths.
+        if given
+            .iter()
+            .map(String::as_str)
+            .ne(MASKED_PATHS.iter().copied())
+        {
+            masked = given;
+        }
     }
     if let Some(v) = get(hc, "ReadonlyPaths") {
         ro_paths = get_strings(&Map::from_iter([("v".to_string(), v.clone())]), "v")?;

@@ -387,6 +387,18 @@ pub fn create(
     check_host_config(&host_config)?;
     let warnings = refuse_unsupported(&config, &host_config)?;
     normalise_log_config(&mut host_config)?;
+    // moby's createContainerOSSpecificSettings: the default masked and read-only paths are
+    // stored (and shown by inspect) unless privileged or given.
+    if host_config.get("Privileged").and_then(Value::as_bool) != Some(true) {
+        for (k, list) in [
+            ("MaskedPaths", &crate::runtime::MASKED_PATHS[..]),
+            ("ReadonlyPaths", &crate::runtime::READONLY_PATHS[..]),
+        ] {
+            if host_config.get(k).is_none_or(Value::is_null) {
+                host_config.insert(k.into(), json!(list));
+            }
+        }
+    }
     if let Some(Ok(h)) = config
         .get("Healthcheck")
         .filter(|h| h.is_object())

@@ -175,6 +175,71 @@ fn host_config_json(hc: &Map<String, Value>) -> Value {
         ("ConsoleSize", json!([0, 0])),
         ("Isolation", json!("")),
     ];
+    // Fields of moby's HostConfig (and its embedded Resources) without `omitempty`: a client
+    // that left them out (docker-py sends few) still sees them, with Go's zero values.
+    const ZERO_NULL: &[&str] = &[
+        "VolumesFrom",
+        "CapAdd",
+        "CapDrop",
+        "Dns",
+        "DnsOptions",
+        "DnsSearch",
+        "ExtraHosts",
+        "GroupAdd",
+        "Links",
+        "SecurityOpt",
+        "BlkioWeightDevice",
+        "BlkioDeviceReadBps",
+        "BlkioDeviceWriteBps",
+        "BlkioDeviceReadIOps",
+        "BlkioDeviceWriteIOps",
+        "Devices",
+        "DeviceCgroupRules",
+        "DeviceRequests",
+        "MemorySwappiness",
+        "OomKillDisable",
+        "PidsLimit",
+        "Ulimits",
+        "MaskedPaths",
+        "ReadonlyPaths",
+    ];
+    const ZERO_STR: &[&str] = &[
+        "ContainerIDFile",
+        "VolumeDriver",
+        "Cgroup",
+        "PidMode",
+        "UTSMode",
+        "UsernsMode",
+        "CgroupParent",
+        "CpusetCpus",
+        "CpusetMems",
+    ];
+    const ZERO_INT: &[&str] = &[
+        "OomScoreAdj",
+        "CpuShares",
+        "Memory",
+        "NanoCpus",
+        "BlkioWeight",
+        "CpuPeriod",
+        "CpuQuota",
+        "CpuRealtimePeriod",
+        "CpuRealtimeRuntime",
+        "MemoryReservation",
+        "MemorySwap",
+        "CpuCount",
+        "CpuPercent",
+        "IOMaximumIOps",
+        "IOMaximumBandwidth",
+    ];
+    for k in ZERO_NULL {
+        out.entry(*k).or_insert(Value::Null);
+    }
+    for k in ZERO_STR {
+        out.entry(*k).or_insert(json!(""));
+    }
+    for k in ZERO_INT {
+        out.entry(*k).or_insert(json!(0));
+    }
     for (k, v) in defaults {
         let missing = out.get(k).is_none_or(|x| {
             x.is_null() || x.as_str() == Some("") || (k == "ShmSize" && x.as_i64() == Some(0))
