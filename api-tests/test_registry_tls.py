@@ -141,3 +141,25 @@ def test_mirror_with_private_ca(engine_factory, tmp_path, busybox_tar, tls_setup
         assert "Status: Downloaded newer image for tlsmirrored:v1" in out
     finally:
         reg.stop()
+
+
+def test_search_uses_certs_d(engine_factory, tmp_path, tls_setup):
+    """docker search goes through the registry client's TLS settings: with the CA from certs.d
+    the registry is reached (docker-registry 2 has no v1 search: its 404 comes back); without
+    it, verified TLS fails as for a pull."""
+    from registry import start_registry
+    ip, pki = tls_setup
+    reg = start_registry(ip=ip, tls=pki)
+    try:
+        certs = certs_dir_for(tmp_path, reg.host, pki)
+        eng = config_engine(engine_factory, tmp_path, f'certs-dir = "{certs}"\n')
+        rc, _, err = eng.docker("search", f"{reg.host}/busybox", check=False)
+        assert rc != 0 and "Unexpected status code 404" in err, err
+        empty = tmp_path / "empty-search.d"
+        empty.mkdir()
+        bare = config_engine(engine_factory, tmp_path, f'certs-dir = "{empty}"\n')
+        rc, _, err = bare.docker("search", f"{reg.host}/busybox", check=False)
+        assert rc != 0 and f"invalid registry endpoint https://{reg.host}/v1/" in err, err
+        assert "certificate" in err, err
+    finally:
+        reg.stop()

@@ -3,8 +3,6 @@
 //! and error texts. A registry without v1 search (the CNCF registry) answers 404, which moby
 //! reports as `Unexpected status code 404`.
 
-use std::time::Duration;
-
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
@@ -115,11 +113,16 @@ async fn search_unfiltered(
     let (index, mut remote) = split_term(term);
     let official = index == "docker.io";
     let insecure = !official && engine.config().registry.is_insecure(&index);
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(30))
-        .danger_accept_invalid_certs(insecure)
-        .build()
-        .map_err(|e| EngineError::internal(e.to_string()))?;
+    // The registry client's TLS settings, so certs.d (private CAs, client certificates)
+    // applies to search as to pull and push.
+    let certs_host = if official {
+        "index.docker.io"
+    } else {
+        index.as_str()
+    };
+    let client =
+        crate::registry::client::http_client_for(&engine.config().registry, certs_host, insecure)
+            .map_err(|e| EngineError::internal(e.to_string()))?;
     let base = if official {
         remote = remote
             .strip_prefix("library/")

@@ -109,6 +109,17 @@ fn build_http(
     })
 }
 
+/// An HTTP client for `host` with its certs.d roots and client certificate, for registry
+/// requests that are not about a repository (the v1 search API).
+pub fn http_client_for(
+    config: &RegistryConfig,
+    host: &str,
+    skip_verify: bool,
+) -> Result<reqwest::Client, RegistryError> {
+    let certs = certs::load(config.certs_dir(), host)?;
+    build_http(skip_verify, None, &certs)
+}
+
 impl RegistryClient {
     /// A client for `repository` (e.g. `library/busybox`) on `host` as a reference names it
     /// (`docker.io`, `127.0.0.1:5000`). Nothing is sent until the first request.
