@@ -2,6 +2,7 @@
 //! of the monitor's socket. Output frames from the monitor go to the client (headers removed
 //! for a TTY); the client's stdin goes to the monitor, watching for the detach keys.
 
+use crate::engine::containers::state::ContainerStatus;
 use crate::monitor::proto::Request as MonitorRequest;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -67,7 +68,7 @@ async fn target(ctx: &Ctx, name: String) -> Result<Target, ApiError> {
         Ok(Target {
             run_dir: engine.paths().container_run_dir(&row.id),
             tty: config.get("Tty").and_then(Value::as_bool).unwrap_or(false),
-            running: state.status == "running",
+            running: state.status == ContainerStatus::Running,
             id: row.id,
         })
     })
@@ -127,7 +128,7 @@ async fn waiting_worthwhile(engine: &crate::engine::Engine, id: &str) -> bool {
             return false;
         };
         let s = current(engine.paths(), &row.id, &State::parse(&row.state));
-        s.status == "created" || s.status == "restarting"
+        s.status == ContainerStatus::Created || s.status == ContainerStatus::Restarting
     })
     .await
     .unwrap_or(false)

@@ -1,6 +1,7 @@
 //! Container endpoints that look into or adjust a running container: top, stats, pause,
 //! unpause, update.
 
+use crate::engine::containers::state::ContainerStatus;
 use std::io::Write;
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ pub async fn stats(ctx: &Ctx, id: String, q: &Query) -> ApiResult {
     }
     let engine = ctx.engine.clone();
     let (row, state) = blocking(move || ops::load(&engine, &id)).await?;
-    let running = state.status == "running";
+    let running = state.status == ContainerStatus::Running;
     if !stream {
         let engine = ctx.engine.clone();
         let v = blocking(move || {

@@ -18,6 +18,7 @@
 //! `unless-stopped` ones that were running at the reboot. `on-failure` ones are not started:
 //! the documented behaviour, although dockerd itself does (moby/moby#47846).
 
+use crate::engine::containers::state::ContainerStatus;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -95,7 +96,7 @@ pub fn reconcile(engine: &Engine) -> Result<Reconciled, BootError> {
 
 /// A container of the previous boot, as dockerd leaves it when its task is gone.
 fn mark_exited(s: &mut State, now: i64) {
-    s.status = "exited".into();
+    s.status = ContainerStatus::Exited;
     s.exit_code = 255;
     s.pid = 0;
     s.paused = false;
@@ -281,7 +282,7 @@ mod tests {
 
     fn add(engine: &Engine, id: &str, status: &str) {
         let state = State {
-            status: status.into(),
+            status: serde_json::from_value(serde_json::json!(status)).unwrap(),
             pid: 4242,
             started_at: 1,
             ..State::default()
@@ -330,7 +331,7 @@ mod tests {
         add(&e, "b2", "paused");
         let r = reconcile_with(&e, "boot-1").unwrap();
         assert_eq!(r.exited, vec!["b2".to_string()]);
-        assert_eq!(status(&e, "a1").status, "running");
+        assert_eq!(status(&e, "a1").status, ContainerStatus::Running);
         add(&e, "c3", "restarting");
         add(&e, "d4", "exited");
         // A new boot, seen by several processes at once: one of them does the work.

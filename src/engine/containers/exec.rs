@@ -16,6 +16,7 @@
 
 pub mod detached;
 
+use crate::engine::containers::state::ContainerStatus;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -248,13 +249,13 @@ fn running_container(
 ) -> Result<crate::store::containers::ContainerRow> {
     let row = engine.store()?.read(|tx| resolve(tx, name))?;
     let st = current(engine.paths(), &row.id, &State::parse(&row.state));
-    if st.status == "restarting" {
+    if st.status == ContainerStatus::Restarting {
         return Err(EngineError::conflict(format!(
             "container {} is restarting, wait until the container is running",
             row.id
         )));
     }
-    if st.status != "running" {
+    if st.status != ContainerStatus::Running {
         return Err(EngineError::conflict(format!(
             "container {} is not running",
             row.id

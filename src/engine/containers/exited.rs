@@ -2,6 +2,7 @@
 //! <status>`): bring the store up to date, log the events, and clean up after a container that
 //! will not run again.
 
+use crate::engine::containers::state::ContainerStatus;
 use serde_json::{Map, Value, json};
 
 use crate::store::containers as rows;
@@ -36,7 +37,7 @@ pub fn monitor_event(engine: &Engine, id: &str, what: &str, arg: Option<&str>) -
             engine
                 .store()?
                 .write(|tx| container_event(tx, "die", &row, extra))?;
-            if s.status == "exited" {
+            if s.status == ContainerStatus::Exited {
                 if hc.get("AutoRemove").and_then(Value::as_bool) == Some(true) {
                     // Someone may have removed it already (docker rm -f races the exit).
                     return match super::remove::remove(engine, id, true) {
@@ -54,7 +55,7 @@ pub fn monitor_event(engine: &Engine, id: &str, what: &str, arg: Option<&str>) -
                     return Ok(());
                 };
                 let now = current(engine.paths(), id, &State::parse(&row.state));
-                if now.status == "exited" || now.status == "created" {
+                if now.status == ContainerStatus::Exited || now.status == ContainerStatus::Created {
                     rootfs::teardown(engine, id)?;
                 }
             }

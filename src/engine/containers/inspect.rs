@@ -1,6 +1,7 @@
 //! How containers look from outside: `GET /containers/{id}/json`, `GET /containers/json` with
 //! its filters and status texts, and the attributes of container events.
 
+use crate::engine::containers::state::ContainerStatus;
 use std::collections::BTreeMap;
 
 use rusqlite::Transaction;
@@ -438,10 +439,10 @@ pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result
         let state = current(&paths, &row.id, &State::parse(&row.state));
         let config = object(&row.config);
         let hc = object(&row.host_config);
-        let status = if state.paused && state.status == "running" {
+        let status = if state.paused && state.status == ContainerStatus::Running {
             "paused".to_string()
         } else {
-            state.status.clone()
+            state.status.as_str().to_string()
         };
         if !all && !state.is_running() {
             continue;
@@ -530,7 +531,7 @@ mod tests {
     fn status_texts() {
         let now = 100_000_000_000;
         let s = State {
-            status: "exited".into(),
+            status: ContainerStatus::Exited,
             exit_code: 3,
             started_at: 1,
             finished_at: now - 2_000_000_000,
@@ -539,7 +540,7 @@ mod tests {
         assert_eq!(status_text(&s, now), "Exited (3) 2 seconds ago");
         assert_eq!(status_text(&State::created(), now), "Created");
         let mut up = State {
-            status: "running".into(),
+            status: ContainerStatus::Running,
             started_at: now - 3_000_000_000,
             health: Some(Default::default()),
             ..State::default()

@@ -1,6 +1,7 @@
 //! Signals and waiting: kill, stop, wait. The monitor owns the container's process; these ask
 //! the OCI runtime to signal it and watch the monitor's state file for the outcome.
 
+use crate::engine::containers::state::ContainerStatus;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -187,7 +188,7 @@ pub fn kill(engine: &Engine, name: &str, signal: Option<&str>) -> Result<()> {
     let sig = signal_number(signal.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
     let row = engine.store()?.read(|tx| resolve(tx, name))?;
     let state = state_of(engine, &row);
-    if !state.is_running() || state.status == "restarting" && sig != 9 {
+    if !state.is_running() || state.status == ContainerStatus::Restarting && sig != 9 {
         return Err(EngineError::conflict(format!(
             "cannot kill container: {name}: container {} is not running",
             row.id
@@ -330,7 +331,7 @@ pub fn wait(
             "removed" => {}
             "next-exit" => {
                 let exited_again = s.exits > first_exits || (was_running && !s.is_running());
-                if exited_again && s.status != "running" {
+                if exited_again && s.status != ContainerStatus::Running {
                     return Ok((s.exit_code, s.error));
                 }
             }

@@ -1,6 +1,7 @@
 //! Operations on a running container's processes and cgroup: top, stats, pause, unpause and
 //! update.
 
+use crate::engine::containers::state::ContainerStatus;
 use std::process::Command;
 
 use serde_json::{Map, Value, json};
@@ -37,7 +38,7 @@ fn state_of(engine: &Engine, id: &str) -> Result<State> {
 /// Is the container running (paused included, restarting not)?
 pub fn is_running(engine: &Engine, id: &str) -> bool {
     state_of(engine, id)
-        .map(|s| s.status == "running")
+        .map(|s| s.status == ContainerStatus::Running)
         .unwrap_or(false)
 }
 
@@ -131,13 +132,13 @@ pub fn top(engine: &Engine, name: &str, ps_args: &str) -> Result<Value> {
     let ps_args = if ps_args.is_empty() { "-ef" } else { ps_args };
     validate_ps_args(ps_args)?;
     let (row, state) = load(engine, name)?;
-    if state.status == "restarting" {
+    if state.status == ContainerStatus::Restarting {
         return Err(EngineError::conflict(format!(
             "Container {} is restarting, wait until the container is running",
             row.id
         )));
     }
-    if state.status != "running" {
+    if state.status != ContainerStatus::Running {
         return Err(EngineError::conflict(format!(
             "container {} is not running",
             row.id
@@ -180,7 +181,7 @@ pub fn pause(engine: &Engine, name: &str) -> Result<()> {
     let row = engine.store()?.read(|tx| resolve(tx, name))?;
     let _lock = engine.lock_container(&row.id)?;
     let state = state_of(engine, &row.id)?;
-    if state.status != "running" {
+    if state.status != ContainerStatus::Running {
         return Err(EngineError::conflict(format!(
             "Container {} is not running",
             row.id
@@ -208,7 +209,7 @@ pub fn unpause(engine: &Engine, name: &str) -> Result<()> {
     let row = engine.store()?.read(|tx| resolve(tx, name))?;
     let _lock = engine.lock_container(&row.id)?;
     let state = state_of(engine, &row.id)?;
-    if !(state.paused && state.status == "running") {
+    if !(state.paused && state.status == ContainerStatus::Running) {
         return Err(EngineError::conflict(format!(
             "Container {} is not paused",
             row.id
@@ -351,7 +352,7 @@ pub fn update(engine: &Engine, name: &str, body: Map<String, Value>) -> Result<V
         hc.insert("CpusetMems".into(), json!(m));
     }
 
-    if state.status == "running" {
+    if state.status == ContainerStatus::Running {
         if let Some(n) = nano {
             period = Some(100_000);
             quota = Some(n * 100_000 / 1_000_000_000);

@@ -2,6 +2,7 @@
 //! monitor, and record what happened. Also the monitor's callbacks (`berth internal
 //! container-event <id> died|restarted`), which bring the store up to date.
 
+use crate::engine::containers::state::ContainerStatus;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
@@ -35,7 +36,7 @@ fn namespace(engine: &Engine, mode: &str, kind: &str) -> Result<NamespaceMode> {
     if let Some(other) = mode.strip_prefix("container:") {
         let row = engine.store()?.read(|tx| resolve(tx, other))?;
         let s = current(engine.paths(), &row.id, &State::parse(&row.state));
-        if s.status != "running" {
+        if s.status != ContainerStatus::Running {
             return Err(EngineError::conflict(format!(
                 "cannot join network namespace of a non running container: container {} is {}",
                 row.id, s.status
@@ -163,6 +164,11 @@ pub fn start(engine: &Engine, name: &str) -> Result<bool> {
     }
     if state.is_running() {
         return Ok(false);
+    }
+    if !state.status.can_become(ContainerStatus::Running) {
+        return Err(EngineError::conflict(
+            "container is marked for removal and cannot be started",
+        ));
     }
     let hc = object(&row.host_config);
     let result = launch(engine, &row, &stored, &state, &hc);
@@ -298,8 +304,8 @@ fn launch(
     match result {
         Ok(report) => {
             let mut s = current(engine.paths(), &row.id, stored);
-            if s.status != "running" && s.status != "exited" {
-                s.status = "running".into();
+            if s.status != ContainerStatus::Running && s.status != ContainerStatus::Exited {
+                s.status = ContainerStatus::Running;
             }
             s.pid = report.pid as i64;
             s.error.clear();

@@ -14,11 +14,65 @@ use crate::monitor::health::Health;
 use crate::util::time::rfc3339_nano;
 
 /// What the store keeps (and the API shows) about a container's life.
+/// Docker's container statuses (`State.Status`); `paused` is kept as a flag on a running
+/// container, as the monitor knows nothing of freezing.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerStatus {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl ContainerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerStatus::Created => "created",
+            ContainerStatus::Running => "running",
+            ContainerStatus::Paused => "paused",
+            ContainerStatus::Restarting => "restarting",
+            ContainerStatus::Removing => "removing",
+            ContainerStatus::Exited => "exited",
+            ContainerStatus::Dead => "dead",
+        }
+    }
+
+    /// Docker's state machine: which status may follow this one. A failed start leaves a
+    /// container `created`; only removal leaves `dead`.
+    pub fn can_become(self, next: ContainerStatus) -> bool {
+        use ContainerStatus::*;
+        self == next
+            || match self {
+                Created => matches!(next, Running | Exited | Removing | Dead),
+                Running | Paused => {
+                    matches!(
+                        next,
+                        Running | Paused | Restarting | Exited | Removing | Dead
+                    )
+                }
+                Restarting => matches!(next, Running | Exited | Removing | Dead),
+                Exited => matches!(next, Running | Restarting | Removing | Dead),
+                Removing => matches!(next, Dead | Exited),
+                Dead => false,
+            }
+    }
+}
+
+impl std::fmt::Display for ContainerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct State {
-    /// created, running, paused, restarting, removing, exited, dead
-    pub status: String,
+    pub status: ContainerStatus,
     pub pid: i64,
     pub exit_code: i64,
     pub error: String,
@@ -38,7 +92,7 @@ pub struct State {
 impl State {
     pub fn created() -> State {
         State {
-            status: "created".into(),
+            status: ContainerStatus::Created,
             ..State::default()
         }
     }
@@ -52,7 +106,10 @@ impl State {
     }
 
     pub fn is_running(&self) -> bool {
-        matches!(self.status.as_str(), "running" | "paused" | "restarting")
+        matches!(
+            self.status,
+            ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Restarting
+        )
     }
 
     /// The `health` filter's and `docker ps`'s view: `none` without health checks.
@@ -69,19 +126,19 @@ impl State {
                 rfc3339_nano(n)
             }
         };
-        let status = if self.paused && self.status == "running" {
+        let status = if self.paused && self.status == ContainerStatus::Running {
             "paused"
         } else {
             self.status.as_str()
         };
         let mut v = json!({
             "Status": status,
-            "Running": self.status == "running",
-            "Paused": self.paused && self.status == "running",
-            "Restarting": self.status == "restarting",
+            "Running": self.status == ContainerStatus::Running,
+            "Paused": self.paused && self.status == ContainerStatus::Running,
+            "Restarting": self.status == ContainerStatus::Restarting,
             "OOMKilled": self.oom_killed,
-            "Dead": self.status == "dead",
-            "Pid": if self.status == "running" { self.pid } else { 0 },
+            "Dead": self.status == ContainerStatus::Dead,
+            "Pid": if self.status == ContainerStatus::Running { self.pid } else { 0 },
             "ExitCode": self.exit_code,
             "Error": self.error,
             "StartedAt": time(self.started_at),
@@ -158,28 +215,28 @@ pub fn current(paths: &Paths, id: &str, stored: &State) -> State {
         s.health = Some(h);
     }
     let status = match mon.status {
-        MonitorStatus::Running => "running",
-        MonitorStatus::Restarting => "restarting",
-        MonitorStatus::Exited => "exited",
+        MonitorStatus::Running => ContainerStatus::Running,
+        MonitorStatus::Restarting => ContainerStatus::Restarting,
+        MonitorStatus::Exited => ContainerStatus::Exited,
     };
     let monitor_pid = i64::from(mon.monitor_pid);
-    s.status = status.to_string();
+    s.status = status;
     // A start that failed before the process ran: moby's StateString says "created" while
     // StartedAt is zero, and a container that ran before keeps its last StartedAt.
-    if status == "exited" && s.started_at == 0 {
+    if status == ContainerStatus::Exited && s.started_at == 0 {
         if stored.started_at > 0 {
             s.started_at = stored.started_at;
         } else {
-            s.status = "created".into();
+            s.status = ContainerStatus::Created;
         }
     }
     // Paused means a running process is frozen; an exit ends it.
-    if status != "running" {
+    if status != ContainerStatus::Running {
         s.paused = false;
     }
-    if status != "exited" && !alive(monitor_pid) {
+    if status != ContainerStatus::Exited && !alive(monitor_pid) {
         // The monitor was killed: tell the truth about the process it watched.
-        if status == "running" && alive(s.pid) {
+        if status == ContainerStatus::Running && alive(s.pid) {
             return s;
         }
         return lost(&s, "container monitor exited unexpectedly");
@@ -189,7 +246,7 @@ pub fn current(paths: &Paths, id: &str, stored: &State) -> State {
 
 fn lost(stored: &State, why: &str) -> State {
     let mut s = stored.clone();
-    s.status = "exited".into();
+    s.status = ContainerStatus::Exited;
     // Nothing checks it any more.
     if let Some(h) = s.health.as_mut() {
         h.stop();
@@ -220,7 +277,7 @@ mod tests {
         let run = paths.container_run_dir(&id);
         std::fs::create_dir_all(&run).unwrap();
         let stored = State {
-            status: "running".into(),
+            status: ContainerStatus::Running,
             ..State::default()
         };
         // No file at all: the run root was wiped.
@@ -253,7 +310,7 @@ mod tests {
         )
         .unwrap();
         let s = current(&paths, &id, &stored);
-        assert_eq!(s.status, "exited");
+        assert_eq!(s.status, ContainerStatus::Exited);
         assert!(s.error.contains("monitor"));
     }
 
@@ -288,5 +345,21 @@ mod tests {
         // Without health checks there is no Health at all.
         assert!(State::created().inspect_json().get("Health").is_none());
         assert_eq!(State::created().health_status(), "none");
+    }
+
+    #[test]
+    fn statuses_follow_dockers_state_machine() {
+        use ContainerStatus::*;
+        assert!(Created.can_become(Running));
+        assert!(Running.can_become(Exited) && Exited.can_become(Running));
+        assert!(Running.can_become(Restarting) && Restarting.can_become(Running));
+        assert!(Exited.can_become(Removing) && Removing.can_become(Dead));
+        assert!(!Dead.can_become(Running));
+        assert!(!Exited.can_become(Created) && !Running.can_become(Created));
+        for st in [Created, Running, Paused, Restarting, Removing, Exited, Dead] {
+            let text = serde_json::to_string(&st).unwrap();
+            assert_eq!(text, format!("\"{st}\""));
+            assert_eq!(serde_json::from_str::<ContainerStatus>(&text).unwrap(), st);
+        }
     }
 }
