@@ -1,0 +1,527 @@
+//! Shell word expansion as buildkit's frontend/dockerfile/shell does it: quotes, escapes,
+//! `$VAR` and `${VAR:-x}` forms, glob trims.
+
+use super::*;
+
+/// `Lex.ProcessWord`: quote removal, escapes and `$VAR` expansion into one string.
+pub(super) fn process_word(
+    word: &str,
+    env: &HashMap<String, String>,
+    escape: char,
+) -> Result<String, String> {
+    Lexer::new(word, env, escape).run().map(|r| r.0)
+}
+
+/// `Lex.ProcessWords`: the same, split into words (EXPOSE).
+pub(super) fn process_words(
+    word: &str,
+    env: &HashMap<String, String>,
+    escape: char,
+) -> Result<Vec<String>, String> {
+    Lexer::new(word, env, escape).run().map(|r| r.1)
+}
+
+#[derive(Default)]
+pub(super) struct Words {
+    pub(super) buf: String,
+    pub(super) words: Vec<String>,
+    pub(super) in_word: bool,
+}
+
+impl Words {
+    pub(super) fn add_char(&mut self, c: char) {
+        if c.is_whitespace() {
+            if self.in_word && !self.buf.is_empty() {
+                self.words.push(std::mem::take(&mut self.buf));
+                self.in_word = false;
+            }
+        } else {
+            self.add_raw_char(c);
+        }
+    }
+    pub(super) fn add_raw_char(&mut self, c: char) {
+        self.buf.push(c);
+        self.in_word = true;
+    }
+    pub(super) fn add_string(&mut self, s: &str) {
+        s.chars().for_each(|c| self.add_char(c));
+    }
+    pub(super) fn add_raw_string(&mut self, s: &str) {
+        self.buf.push_str(s);
+        self.in_word = true;
+    }
+    pub(super) fn finish(mut self) -> Vec<String> {
+        if !self.buf.is_empty() {
+            self.words.push(std::mem::take(&mut self.buf));
+        }
+        self.words
+    }
+}
+
+pub(super) struct Lexer<'a> {
+    pub(super) src: &'a str,
+    pub(super) chars: Vec<char>,
+    pub(super) pos: usize,
+    pub(super) env: &'a HashMap<String, String>,
+    pub(super) escape: char,
+    pub(super) raw_escapes: bool,
+}
+
+/// Go's `string(rune(-1))` when a scanner returns EOF where a character was expected.
+pub(super) const EOF_CHAR: char = '\u{FFFD}';
+
+impl<'a> Lexer<'a> {
+    pub(super) fn new(src: &'a str, env: &'a HashMap<String, String>, escape: char) -> Self {
+        Lexer {
+            src,
+            chars: src.chars().collect(),
+            pos: 0,
+            env,
+            escape,
+            raw_escapes: false,
+        }
+    }
+
+    pub(super) fn run(mut self) -> Result<(String, Vec<String>), String> {
+        self.stop_on(None, false)
+            .map_err(|e| format!("failed to process {}: {e}", go_quote(self.src)))
+    }
+
+    pub(super) fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    pub(super) fn next(&mut self) -> Option<char> {
+        let c = self.peek();
+        if c.is_some() {
+            self.pos += 1;
+        }
+        c
+    }
+
+    pub(super) fn stop_on(
+        &mut self,
+        stop: Option<char>,
+        raw: bool,
+    ) -> Result<(String, Vec<String>), String> {
+        let saved = std::mem::replace(&mut self.raw_escapes, raw);
+        let r = self.stop_on_inner(stop);
+        self.raw_escapes = saved;
+        r
+    }
+
+    pub(super) fn stop_on_inner(
+        &mut self,
+        stop: Option<char>,
+    ) -> Result<(String, Vec<String>), String> {
+        let mut result = String::new();
+        let mut words = Words::default();
+        while let Some(ch) = self.peek() {
+            if Some(ch) == stop {
+                self.next();
+                return Ok((result, words.finish()));
+            }
+            match ch {
+                '$' => {
+                    let t = self.dollar()?;
+                    result.push_str(&t);
+                    words.add_string(&t);
+                }
+                '\'' | '"' | '<' => {
+                    let t = match ch {
+                        '\'' => self.single_quote()?,
+                        '"' => self.double_quote()?,
+                        _ => self.possible_heredoc(),
+                    };
+                    result.push_str(&t);
+                    words.add_raw_string(&t);
+                }
+                _ => {
+                    self.next();
+                    if ch == self.escape {
+                        if self.raw_escapes {
+                            words.add_raw_char(ch);
+                            result.push(ch);
+                        }
+                        let Some(c) = self.next() else { break };
+                        words.add_raw_char(c);
+                        result.push(c);
+                    } else {
+                        words.add_char(ch);
+                        result.push(ch);
+                    }
+                }
+            }
+        }
+        if let Some(s) = stop {
+            return Err(format!(
+                "unexpected end of statement while looking for matching {s}"
+            ));
+        }
+        Ok((result, words.finish()))
+    }
+
+    pub(super) fn single_quote(&mut self) -> Result<String, String> {
+        self.next();
+        let mut out = String::new();
+        loop {
+            match self.next() {
+                None => {
+                    return Err(
+                        "unexpected end of statement while looking for matching single-quote"
+                            .into(),
+                    );
+                }
+                Some('\'') => return Ok(out),
+                Some(c) => out.push(c),
+            }
+        }
+    }
+
+    pub(super) fn double_quote(&mut self) -> Result<String, String> {
+        self.next();
+        let mut out = String::new();
+        loop {
+            match self.peek() {
+                None => {
+                    return Err(
+                        "unexpected end of statement while looking for matching double-quote"
+                            .into(),
+                    );
+                }
+                Some('"') => {
+                    self.next();
+                    return Ok(out);
+                }
+                Some('$') => out.push_str(&self.dollar()?),
+                Some(_) => {
+                    let mut ch = self.next().unwrap_or(EOF_CHAR);
+                    if ch == self.escape {
+                        if self.raw_escapes {
+                            out.push(ch);
+                        }
+                        match self.peek() {
+                            None => continue,
+                            Some(c) if c == '"' || c == '$' || c == self.escape => {
+                                ch = c;
+                                self.next();
+                            }
+                            _ => {}
+                        }
+                    }
+                    out.push(ch);
+                }
+            }
+        }
+    }
+
+    pub(super) fn possible_heredoc(&mut self) -> String {
+        self.next();
+        if self.peek() != Some('<') {
+            return "<".into();
+        }
+        self.next();
+        let mut out = String::from("<<");
+        while let Some(c) = self.peek().filter(|c| matches!(c, '\t' | '\r' | ' ')) {
+            out.push(c);
+            self.next();
+        }
+        out
+    }
+
+    pub(super) fn name(&mut self) -> String {
+        let mut name = String::new();
+        while let Some(ch) = self.peek() {
+            if name.is_empty() && is_go_digit(ch) {
+                while let Some(d) = self.peek().filter(|c| is_go_digit(*c)) {
+                    name.push(d);
+                    self.next();
+                }
+                return name;
+            }
+            if name.is_empty() && matches!(ch, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0') {
+                self.next();
+                return ch.to_string();
+            }
+            if !(ch.is_alphabetic() || is_go_digit(ch) || ch == '_') {
+                break;
+            }
+            name.push(ch);
+            self.next();
+        }
+        name
+    }
+
+    pub(super) fn get_env(&self, name: &str) -> Option<String> {
+        self.env.get(name).cloned()
+    }
+
+    pub(super) fn dollar(&mut self) -> Result<String, String> {
+        self.next();
+        if self.peek() != Some('{') {
+            let name = self.name();
+            if name.is_empty() {
+                return Ok("$".into());
+            }
+            return Ok(self.get_env(&name).unwrap_or_default());
+        }
+        self.next();
+        match self.peek() {
+            None => return Err("syntax error: missing '}'".into()),
+            Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),
+            _ => {}
+        }
+        let name = self.name();
+        let mut ch = self.next().unwrap_or(EOF_CHAR);
+        let mut chs = ch.to_string();
+        match ch {
+            '}' => Ok(self.get_env(&name).unwrap_or_default()),
+            ':' | '+' | '-' | '?' | '#' | '%' => {
+                let null_is_unset = ch == ':';
+                if null_is_unset {
+                    ch = self.next().unwrap_or(EOF_CHAR);
+                    chs.push(ch);
+                }
+                let raw = ch == '#' || ch == '%';
+                if null_is_unset && raw {
+                    return Err(format!("unsupported modifier ({chs}) in substitution"));
+                }
+                let word = match self.stop_on(Some('}'), raw) {
+                    Ok((w, _)) => w,
+                    Err(e) => {
+                        return Err(if self.peek().is_none() {
+                            "syntax error: missing '}'".into()
+                        } else {
+                            e
+                        });
+                    }
+                };
+                let value = self.get_env(&name);
+                let unset =
+                    |v: &Option<String>| v.is_none() || (null_is_unset && v.as_deref() == Some(""));
+                match ch {
+                    '-' => Ok(if unset(&value) {
+                        word
+                    } else {
+                        value.unwrap_or_default()
+                    }),
+                    '+' => Ok(if unset(&value) { String::new() } else { word }),
+                    '?' => match value {
+                        None => Err(format!(
+                            "{name}: {}",
+                            if word.is_empty() {
+                                "is not allowed to be unset"
+                            } else {
+                                &word
+                            }
+                        )),
+                        Some(v) if null_is_unset && v.is_empty() => Err(format!(
+                            "{name}: {}",
+                            if word.is_empty() {
+                                "is not allowed to be empty"
+                            } else {
+                                &word
+                            }
+                        )),
+                        Some(v) => Ok(v),
+                    },
+                    '%' | '#' => {
+                        let (greedy, pat) = match word.strip_prefix(ch) {
+                            Some(rest) => (true, rest.to_string()),
+                            None => (false, word),
+                        };
+                        let value = value.unwrap_or_default();
+                        if ch == '%' {
+                            trim_suffix(&pat, &value, greedy)
+                        } else {
+                            trim_prefix(&pat, &value, greedy)
+                        }
+                    }
+                    _ => Err(format!("unsupported modifier ({chs}) in substitution")),
+                }
+            }
+            '/' => {
+                let all = self.peek() == Some('/');
+                if all {
+                    self.next();
+                }
+                let pattern = match self.stop_on(Some('/'), true) {
+                    Ok((w, _)) => w,
+                    Err(e) => {
+                        return Err(if self.peek().is_none() {
+                            "syntax error: missing '/' in ${}".into()
+                        } else {
+                            e
+                        });
+                    }
+                };
+                let replacement = match self.stop_on(Some('}'), true) {
+                    Ok((w, _)) => w,
+                    Err(e) => {
+                        return Err(if self.peek().is_none() {
+                            "syntax error: missing '}'".into()
+                        } else {
+                            e
+                        });
+                    }
+                };
+                let value = self.get_env(&name).unwrap_or_default();
+                let toks = glob_tokens(&pattern)
+                    .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+                Ok(replace_glob(&toks, &value, &replacement, all))
+            }
+            _ => Err(format!("unsupported modifier ({chs}) in substitution")),
+        }
+    }
+}
+
+pub(super) fn is_go_digit(c: char) -> bool {
+    c.is_ascii_digit() || (!c.is_ascii() && c.is_numeric())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Tok {
+    Star,
+    Any,
+    Lit(char),
+}
+
+/// `convertShellPatternToRegex` as tokens: `*`, `?`, literals; `\` escapes only `*?\`.
+pub(super) fn glob_tokens(pattern: &str) -> Result<Vec<Tok>, String> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        match c {
+            '*' => toks.push(Tok::Star),
+            '?' => toks.push(Tok::Any),
+            '\\' => {
+                if matches!(chars.get(i), Some('}' | '/')) {
+                    continue;
+                }
+                let t = chars.get(i).copied().unwrap_or(EOF_CHAR);
+                i += 1;
+                if !matches!(t, '*' | '?' | '\\') {
+                    return Err(format!("invalid escape '\\{t}'"));
+                }
+                toks.push(Tok::Lit(t));
+            }
+            c => toks.push(Tok::Lit(c)),
+        }
+    }
+    Ok(toks)
+}
+
+/// End positions where `toks` can match `text[start..]` (`*`/`?` do not cross `\n`, like `.`).
+pub(super) fn glob_ends(toks: &[Tok], text: &[char], start: usize) -> Vec<usize> {
+    let n = text.len();
+    let mut cur = vec![false; n + 1];
+    cur[start] = true;
+    for t in toks {
+        let mut next = vec![false; n + 1];
+        for p in (0..=n).filter(|&p| cur[p]) {
+            match t {
+                Tok::Lit(c) => {
+                    if p < n && text[p] == *c {
+                        next[p + 1] = true;
+                    }
+                }
+                Tok::Any => {
+                    if p < n && text[p] != '\n' {
+                        next[p + 1] = true;
+                    }
+                }
+                Tok::Star => {
+                    let mut q = p;
+                    loop {
+                        next[q] = true;
+                        if q == n || text[q] == '\n' {
+                            break;
+                        }
+                        q += 1;
+                    }
+                }
+            }
+        }
+        cur = next;
+    }
+    (0..=n).filter(|&p| cur[p]).collect()
+}
+
+pub(super) fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<String, String> {
+    let toks = glob_tokens(pattern)
+        .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+    let text: Vec<char> = value.chars().collect();
+    let ends = glob_ends(&toks, &text, 0);
+    let end = if greedy { ends.last() } else { ends.first() };
+    Ok(match end {
+        Some(&e) => text[e..].iter().collect(),
+        None => value.to_string(),
+    })
+}
+
+/// `reversePattern`: reverse, keeping `\x` pairs in order.
+pub(super) fn reverse_pattern(p: &str) -> String {
+    let r: Vec<char> = p.chars().collect();
+    let last = r.len().saturating_sub(1);
+    let mut out = vec!['\0'; r.len()];
+    let mut i = 0;
+    while i < r.len() {
+        let oi = last - i;
+        if r[i] == '\\' && i != last {
+            out[oi - 1] = r[i];
+            out[oi] = r[i + 1];
+            i += 2;
+        } else {
+            out[oi] = r[i];
+            i += 1;
+        }
+    }
+    out.into_iter().collect()
+}
+
+pub(super) fn trim_suffix(pattern: &str, value: &str, greedy: bool) -> Result<String, String> {
+    let rev: String = value.chars().rev().collect();
+    let out = trim_prefix(&reverse_pattern(pattern), &rev, greedy).map_err(|_| {
+        format!(
+            "invalid pattern ({}) in substitution: invalid escape",
+            reverse_pattern(pattern)
+        )
+    })?;
+    Ok(out.chars().rev().collect())
+}
+
+/// `${X/pat/rep}` / `${X//pat/rep}`: leftmost-longest matches, Go `ReplaceAllString` stepping.
+pub(super) fn replace_glob(toks: &[Tok], value: &str, rep: &str, all: bool) -> String {
+    let text: Vec<char> = value.chars().collect();
+    let find = |from: usize| {
+        (from..=text.len()).find_map(|s| glob_ends(toks, &text, s).last().map(|&e| (s, e)))
+    };
+    if !all {
+        return match find(0) {
+            Some((s, e)) => text[..s]
+                .iter()
+                .chain(rep.chars().collect::<Vec<_>>().iter())
+                .chain(text[e..].iter())
+                .collect(),
+            None => value.to_string(),
+        };
+    }
+    let mut out = String::new();
+    let (mut search, mut last_end) = (0, 0);
+    while search <= text.len() {
+        let Some((s, e)) = find(search) else { break };
+        out.extend(&text[last_end..s]);
+        if e > last_end || s == 0 {
+            out.push_str(rep);
+        }
+        last_end = e;
+        search = if search + 1 > e { search + 1 } else { e };
+    }
+    if last_end <= text.len() {
+        out.extend(&text[last_end..]);
+    }
+    out
+}
