@@ -435,3 +435,56 @@ def test_bad_log_options_are_refused(engine, flags, text):
 def test_log_features_berth_lacks_are_refused(engine, flags):
     rc, _, err = engine.docker("create", *flags, "busybox", "true", check=False)
     assert rc != 0 and "not supported by berth yet" in err, err
+
+
+def test_docker_py_bind_volumes_dict_is_a_bind_not_a_refused_volume(engine, tmp_path):
+    """docker-py lists bind targets in Config.Volumes too; only uncovered paths would be volumes."""
+    (tmp_path / "hello.txt").write_text("from the host\n")
+    c = engine.client()
+    out = c.containers.run("busybox", "cat /data/hello.txt", remove=True,
+                           volumes={str(tmp_path): {"bind": "/data", "mode": "ro"}})
+    assert out == b"from the host\n"
+
+
+@pytest.mark.parametrize("opts,status,text", [
+    ({"mode": "blocking"}, 201, None),
+    ({"mode": "non-blocking"}, 501, "not supported by berth yet"),
+    ({"mode": "bogus"}, 400, "logger: logging mode not supported: bogus"),
+    ({"max-buffer-size": "4m"}, 400, "only supported with 'mode=non-blocking'"),
+    ({"compress": "false"}, 201, None),
+    ({"compress": "1"}, 501, "not supported by berth yet"),
+    ({"compress": "yes"}, 400, 'strconv.ParseBool: parsing "yes": invalid syntax'),
+])
+def test_log_modes_and_compress(engine, opts, status, text):
+    body = {"Image": "busybox", "Cmd": ["true"],
+            "HostConfig": {"LogConfig": {"Type": "json-file", "Config": opts}}}
+    r = engine.api("POST", "/containers/create", body=json.dumps(body),
+                   headers={"Content-Type": "application/json"})
+    if engine.external:
+        return
+    assert r.status == status, r.body
+    if text:
+        assert text in r.json()["message"]
+    else:
+        engine.api("DELETE", f"/containers/{r.json()['Id']}?force=1")
+
+
+def test_none_log_driver_takes_any_option(engine):
+    """moby's ValidateLogOpts returns early for `none` (the CLI refuses by itself; the API not)."""
+    body = {"Image": "busybox", "Cmd": ["true"],
+            "HostConfig": {"LogConfig": {"Type": "none", "Config": {"x": "y"}}}}
+    r = engine.api("POST", "/containers/create", body=json.dumps(body),
+                   headers={"Content-Type": "application/json"})
+    assert r.status == 201, r.body
+    engine.api("DELETE", f"/containers/{r.json()['Id']}?force=1")
+
+
+def test_wait_next_exit_under_a_restart_policy(engine):
+    n = name("nextexit")
+    engine.docker("run", "-d", "--name", n, "--restart", "always", "busybox", "sh", "-c",
+                  "sleep 1; exit 3")
+    try:
+        r = engine.api("POST", f"/containers/{n}/wait?condition=next-exit", timeout=30)
+        assert r.status == 200 and r.json()["StatusCode"] == 3, r.body
+    finally:
+        engine.docker("rm", "-f", n, check=False)

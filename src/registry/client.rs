@@ -562,6 +562,17 @@ impl RegistryClient {
     }
 
     async fn get_manifest_once(&self, reference: &str) -> Result<FetchedManifest, RegistryError> {
+        // A digest reference other than sha256 (the reference grammar allows sha384/sha512)
+        // could not be verified: refused instead of being fetched like a tag.
+        if reference.contains(':') {
+            crate::util::digest::validate(reference).map_err(|source| {
+                RegistryError::InvalidDigest {
+                    what: "manifest",
+                    digest: reference.to_string(),
+                    source,
+                }
+            })?;
+        }
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
         let path = format!("/v2/{}/manifests/{reference}", self.repository);

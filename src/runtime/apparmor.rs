@@ -11,9 +11,12 @@ use super::SpecError;
 pub const DEFAULT_PROFILE: &str = "berth-default";
 pub const UNCONFINED: &str = "unconfined";
 
-/// moby's `apparmor.HostSupports`: the security filesystem is there and the module enabled.
+/// moby's (containerd's) `apparmor.HostSupports`: the security filesystem is there, the
+/// module enabled, the parser installed, and we are not inside a container (`container=`).
 pub fn host_enabled() -> bool {
-    Path::new("/sys/kernel/security/apparmor").exists()
+    std::env::var_os("container").is_none_or(|v| v.is_empty())
+        && Path::new("/sbin/apparmor_parser").exists()
+        && Path::new("/sys/kernel/security/apparmor").exists()
         && std::fs::read("/sys/module/apparmor/parameters/enabled")
             .is_ok_and(|b| b.len() > 1 && b[0] == b'Y')
 }
@@ -87,7 +90,7 @@ pub fn ensure_default_loaded() -> Result<(), SpecError> {
     let text = default_profile_text(Path::new("/etc/apparmor.d/abstractions/base").exists());
     let fail =
         |e: String| SpecError::system(format!("loading AppArmor profile {DEFAULT_PROFILE}: {e}"));
-    let mut child = Command::new("apparmor_parser")
+    let mut child = Command::new("/sbin/apparmor_parser")
         .args(["-Kr"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 pub use caps::{
     DEFAULT_CAPABILITIES, KNOWN_CAPABILITIES, caps_mask, normalize_capabilities, tweak_capabilities,
 };
+pub(crate) use mounts::clean_path;
 pub use mounts::{BindSpec, parse_bind};
 pub use seccomp::{DEFAULT_PROFILE, load_profile};
 pub use spec::{

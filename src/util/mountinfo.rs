@@ -23,12 +23,13 @@ pub fn unescape(s: &str) -> String {
 }
 
 /// The mount points of this process's mount table, unescaped.
+/// Read as bytes: one mount point elsewhere that is not UTF-8 must not hide all the others.
 pub fn mount_points() -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape)
+    let table = std::fs::read("/proc/self/mountinfo").unwrap_or_default();
+    table
+        .split(|b| *b == b'\n')
+        .filter_map(|l| l.split(|b| *b == b' ').nth(4))
+        .map(|m| unescape(&String::from_utf8_lossy(m)))
         .collect()
 }
 

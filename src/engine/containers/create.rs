@@ -247,8 +247,18 @@ fn refuse_unsupported(config: &Map<String, Value>, hc: &Map<String, Value>) -> R
         Some(Value::Array(a)) => !a.is_empty(),
         _ => false,
     };
-    if non_empty(config.get("Volumes")) {
-        return Err(not_yet("volumes (-v without a host path, Config.Volumes)"));
+    // Clients also list bind and tmpfs targets in Config.Volumes (docker-py does; moby makes
+    // no volume where a mount covers the path): only the uncovered ones would be volumes.
+    if let Some(Value::Object(vols)) = config.get("Volumes") {
+        let covered = mount_destinations(hc);
+        if let Some(path) = vols
+            .keys()
+            .find(|k| !covered.contains(&crate::runtime::clean_path(k)))
+        {
+            return Err(not_yet(&format!(
+                "volumes (-v without a host path, Config.Volumes: {path})"
+            )));
+        }
     }
     if non_empty(hc.get("VolumesFrom")) {
         return Err(not_yet("--volumes-from"));
@@ -260,6 +270,38 @@ fn refuse_unsupported(config: &Map<String, Value>, hc: &Map<String, Value>) -> R
         return Err(not_yet("published ports (-P, PublishAllPorts)"));
     }
     Ok(crate::runtime::validate_host_config(config, hc)?)
+}
+
+/// The container paths that `Binds`, `Mounts` and `Tmpfs` mount something on.
+fn mount_destinations(hc: &Map<String, Value>) -> std::collections::HashSet<String> {
+    let mut out = std::collections::HashSet::new();
+    if let Some(Value::Array(binds)) = hc.get("Binds") {
+        for b in binds.iter().filter_map(Value::as_str) {
+            if let Some(dest) = b.split(':').nth(1) {
+                out.insert(crate::runtime::clean_path(dest));
+            }
+        }
+    }
+    if let Some(Value::Array(mounts)) = hc.get("Mounts") {
+        for m in mounts {
+            if let Some(t) = m.get("Target").and_then(Value::as_str) {
+                out.insert(crate::runtime::clean_path(t));
+            }
+        }
+    }
+    if let Some(Value::Object(t)) = hc.get("Tmpfs") {
+        out.extend(t.keys().map(|k| crate::runtime::clean_path(k)));
+    }
+    out
+}
+
+/// Go's `strconv.ParseBool`.
+fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 /// Log drivers Docker ships that berth does not (refused, not ignored).
@@ -296,11 +338,36 @@ fn normalise_log_config(hc: &mut Map<String, Value>) -> Result<()> {
             ));
         }
     };
+    let opt = |k: &str| opts.get(k).and_then(Value::as_str).unwrap_or_default();
+    // moby's ValidateLogOpts: `none` takes anything; the others share `mode` and
+    // `max-buffer-size`, checked before the driver's own options.
+    if driver != "none" {
+        match opt("mode") {
+            "" | "blocking" => {}
+            "non-blocking" => {
+                return Err(EngineError::new(
+                    ErrorKind::NotImplemented,
+                    "log opt 'mode=non-blocking' is not supported by berth yet",
+                ));
+            }
+            m => {
+                return Err(EngineError::invalid(format!(
+                    "logger: logging mode not supported: {m}"
+                )));
+            }
+        }
+        if opts.contains_key("max-buffer-size") {
+            return Err(EngineError::invalid(
+                "logger: max-buffer-size option is only supported with 'mode=non-blocking'",
+            ));
+        }
+    }
     match driver.as_str() {
         "json-file" => {
             for (k, v) in &opts {
                 let v = v.as_str().unwrap_or_default();
                 match k.as_str() {
+                    "mode" => {}
                     "max-size" => {
                         super::start::parse_size(v)?;
                     }
@@ -315,8 +382,22 @@ fn normalise_log_config(hc: &mut Map<String, Value>) -> Result<()> {
                             return Err(EngineError::invalid("max-file cannot be less than 1"));
                         }
                     }
-                    "compress" if v != "true" => {}
-                    "compress" | "labels" | "labels-regex" | "env" | "env-regex" | "tag" => {
+                    "compress" => match go_bool(v) {
+                        Some(false) => {}
+                        Some(true) => {
+                            return Err(EngineError::new(
+                                ErrorKind::NotImplemented,
+                                "log opt 'compress' of the json-file log driver is not supported by berth yet",
+                            ));
+                        }
+                        None => {
+                            return Err(EngineError::invalid(format!(
+                                "strconv.ParseBool: parsing {}: invalid syntax",
+                                crate::util::go_quote(v)
+                            )));
+                        }
+                    },
+                    "labels" | "labels-regex" | "env" | "env-regex" | "tag" => {
                         return Err(EngineError::new(
                             ErrorKind::NotImplemented,
                             format!(
@@ -332,13 +413,7 @@ fn normalise_log_config(hc: &mut Map<String, Value>) -> Result<()> {
                 }
             }
         }
-        "none" => {
-            if let Some(k) = opts.keys().next() {
-                return Err(EngineError::invalid(format!(
-                    "unknown log opt '{k}' for none log driver"
-                )));
-            }
-        }
+        "none" => {}
         d if OTHER_LOG_DRIVERS.contains(&d) => {
             return Err(EngineError::new(
                 ErrorKind::NotImplemented,

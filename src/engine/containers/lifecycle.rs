@@ -330,7 +330,12 @@ pub fn wait(
         match condition {
             "removed" => {}
             "next-exit" => {
-                let exited_again = s.exits > first_exits || (was_running && !s.is_running());
+                // An exit counts even when a restart policy brought the container back
+                // between two polls.
+                if s.exits > first_exits {
+                    return Ok((s.exit_code, s.error));
+                }
+                let exited_again = was_running && !s.is_running();
                 if exited_again && s.status != ContainerStatus::Running {
                     return Ok((s.exit_code, s.error));
                 }

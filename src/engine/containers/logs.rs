@@ -120,32 +120,39 @@ pub fn stream(
     files.push(src.path.clone());
     // Entries are sent as they are read, so memory stays flat whatever the log's size; for
     // `tail`, a first pass counts the selected entries to know how many to skip (a ring of
-    // `tail` entries would hold the whole log for a large `tail`).
+    // `tail` entries would hold the whole log for a large `tail`). Both passes read the same
+    // open files, so a rotation in between cannot shift what is skipped.
+    let mut open: Vec<File> = files.iter().filter_map(|f| File::open(f).ok()).collect();
     let skip = match opts.tail {
         None => 0,
         Some(0) => usize::MAX,
         Some(n) => {
             let mut count = 0usize;
-            for_each_entry(&files, opts, &mut |_| {
+            for_each_entry(&mut open, opts, &mut |_| {
                 count += 1;
                 true
             });
+            for f in &mut open {
+                f.seek(SeekFrom::Start(0))?;
+            }
             count.saturating_sub(n)
         }
     };
     let mut seen = 0usize;
     let mut ended = false;
-    for_each_entry(&files, opts, &mut |e| {
-        seen += 1;
-        if seen <= skip {
-            return true;
-        }
-        if opts.until.is_some_and(|u| e.time > u) || emit(Some(e)).is_err() {
-            ended = true;
-            return false;
-        }
-        true
-    });
+    if skip != usize::MAX {
+        for_each_entry(&mut open, opts, &mut |e| {
+            seen += 1;
+            if seen <= skip {
+                return true;
+            }
+            if opts.until.is_some_and(|u| e.time > u) || emit(Some(e)).is_err() {
+                ended = true;
+                return false;
+            }
+            true
+        });
+    }
     if emit(None).is_err() || ended {
         return Ok(());
     }
@@ -172,9 +179,8 @@ fn running(engine: &Engine, id: &str) -> bool {
 }
 
 /// Call `f` with each selected entry of `files` in order, until it returns false.
-fn for_each_entry(files: &[PathBuf], opts: &LogOptions, f: &mut dyn FnMut(&Entry) -> bool) {
-    for path in files {
-        let Ok(file) = File::open(path) else { continue };
+fn for_each_entry(files: &mut [File], opts: &LogOptions, f: &mut dyn FnMut(&Entry) -> bool) {
+    for file in files {
         for line in BufReader::new(file).split(b'\n').map_while(|l| l.ok()) {
             let Some(e) = parse_line(&line) else { continue };
             if wanted(opts, &e) && !f(&e) {
