@@ -4,8 +4,8 @@ use hyper::{Request, StatusCode, body::Incoming};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::engine::image_import::{ImportRequest, import};
-use crate::engine::{image_archive, image_save, images as eng};
+use crate::engine::images::import::{ImportRequest, import};
+use crate::engine::images::{self as eng, archive as image_archive, save as image_save};
 
 use super::Ctx;
 use super::params::{Filters, Query};

@@ -3,8 +3,8 @@
 
 use hyper::{Request, body::Incoming};
 
+use crate::engine::images::pull as eng;
 use crate::engine::progress::{self, ProgressSender};
-use crate::engine::pull as eng;
 use crate::registry::AuthConfig;
 
 use super::Ctx;

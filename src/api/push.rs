@@ -2,8 +2,8 @@
 
 use hyper::{Request, body::Incoming};
 
+use crate::engine::images::push::{self as eng, PushTarget};
 use crate::engine::progress::ProgressSender;
-use crate::engine::push::{self as eng, PushTarget};
 use crate::engine::search;
 use crate::params::Filters;
 use crate::registry::AuthConfig;

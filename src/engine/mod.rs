@@ -6,14 +6,8 @@
 pub mod containers;
 pub mod error;
 pub mod events;
-pub mod image_archive;
-pub mod image_import;
-pub mod image_save;
 pub mod images;
-pub mod layers;
 pub mod progress;
-pub mod pull;
-pub mod push;
 pub mod registry_ops;
 pub mod search;
 pub mod system;

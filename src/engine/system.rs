@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::params::Filters;
 use crate::store::{self, images as rows};
 
-use super::image_import::arch;
+use super::images::import::arch;
 use super::{Engine, Result, images};
 
 pub const API_VERSION: &str = "1.50";

@@ -13,8 +13,15 @@ use crate::store::images::{self as rows, ImageRow, RefRow};
 use crate::util::time::{now_nanos, rfc3339_nano};
 use crate::util::{digest_hex, short_id, time::parse_query_time};
 
-use super::layers::{self, StagedLayer};
+pub mod archive;
+pub mod import;
+pub mod layers;
+pub mod pull;
+pub mod push;
+pub mod save;
+
 use super::{Engine, EngineError, Result, events};
+use layers::StagedLayer;
 
 /// Find an image the way moby's `GetImage` does: full ID, then reference, then ID prefix.
 pub fn resolve(tx: &Transaction, name: &str) -> Result<ImageRow> {

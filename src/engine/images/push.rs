@@ -35,8 +35,8 @@ use crate::store::distribution as dist;
 use crate::util::short_id;
 use crate::util::time::now_nanos;
 
-use super::progress::{self, ProgressSender};
-use super::{Engine, EngineError, ErrorKind, Result};
+use crate::engine::progress::{self, ProgressSender};
+use crate::engine::{Engine, EngineError, ErrorKind, Result};
 
 use layer::Shared;
 use manifest::{Descriptor, MANIFEST_V2};
@@ -90,7 +90,7 @@ pub fn check_platform(engine: &Engine, target: &PushTarget, wanted: &Platform) -
         None => target.repo.name(),
     };
     let mut store = engine.store()?;
-    let img = store.read(|tx| super::images::resolve(tx, &name))?;
+    let img = store.read(|tx| super::resolve(tx, &name))?;
     let cfg = ImageConfig::parse(&img.config)
         .map_err(|e| EngineError::internal(format!("image {}: {e}", img.id)))?;
     let variant = cfg.str_field("variant");
@@ -303,7 +303,7 @@ fn push_event(engine: &Engine, target: &PushTarget) -> Result<()> {
     let mut store = engine.store()?;
     store.write(|tx| {
         let mut attrs = Map::new();
-        if let Ok(img) = super::images::resolve(tx, &actor)
+        if let Ok(img) = super::resolve(tx, &actor)
             && let Ok(cfg) = ImageConfig::parse(&img.config)
         {
             for (k, v) in cfg.labels() {

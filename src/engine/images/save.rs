@@ -11,8 +11,9 @@ use crate::image::tarwrite::TarWriter;
 use crate::store::images::{self as rows, LayerRow};
 use crate::util::digest_hex;
 
-use super::images::resolve;
-use super::{Engine, EngineError, Result, layers};
+use super::layers;
+use super::resolve;
+use crate::engine::{Engine, EngineError, Result};
 
 pub struct SaveImage {
     id: String,

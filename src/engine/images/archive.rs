@@ -18,8 +18,8 @@ use crate::image::reference::{self, Reference};
 use crate::image::tar_limit::HeaderLimit;
 use crate::util::{human_size, sha256_digest, short_id};
 
-use super::images::{LayerSource, register};
-use super::{Engine, EngineError, Result};
+use super::{LayerSource, register};
+use crate::engine::{Engine, EngineError, Result};
 
 /// What an archive path stands for once spooled.
 enum Node {

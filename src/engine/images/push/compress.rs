@@ -10,7 +10,8 @@ use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
 use crate::config::Paths;
-use crate::engine::{Result, layers};
+use crate::engine::Result;
+use crate::engine::images::layers;
 use crate::store::images::LayerRow;
 
 /// What a compressed blob turned out to be.

@@ -12,7 +12,7 @@ use crate::image::layer;
 use crate::store::images::{self as rows, LayerRow};
 use crate::util::digest_hex;
 
-use super::{Engine, Result, Scratch};
+use crate::engine::{Engine, Result, Scratch};
 
 /// A layer extracted into scratch space, not yet in the store.
 pub struct StagedLayer {

@@ -37,10 +37,10 @@ use crate::store::images as rows;
 use crate::util::time::now_nanos;
 use crate::util::{digest_hex, short_id};
 
-use super::images::{LayerSource, NewImage, insert_with_layers};
 use super::layers;
-use super::progress::{self, ProgressSender, Throttle};
-use super::{Engine, EngineError, Result, Scratch};
+use super::{LayerSource, NewImage, insert_with_layers};
+use crate::engine::progress::{self, ProgressSender, Throttle};
+use crate::engine::{Engine, EngineError, Result, Scratch};
 
 mod retry;
 

@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 use crate::image::changes::apply_changes;
 use crate::util::time::{now_nanos, rfc3339_nano};
 
-use super::images::{LayerSource, register, repo_tag_reference};
-use super::{Engine, EngineError, Result};
+use super::{LayerSource, register, repo_tag_reference};
+use crate::engine::{Engine, EngineError, Result};
 
 pub struct ImportRequest<'a> {
     pub repo: &'a str,
