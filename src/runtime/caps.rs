@@ -162,16 +162,8 @@ mod tests {
     use super::*;
 
     fn host() -> HostInfo {
-        HostInfo {
-            kernel: (6, 1),
-            cgroup_v2: false,
-            // everything but CAP_SYS_RESOURCE, like the machine berth is developed on
-            bounding_caps: caps_from_mask(0x1fffeffffff, 40),
-            ncpu: 2,
-            extra_masked_paths: vec![],
-            apparmor: false,
-            selinux: false,
-        }
+        // everything but CAP_SYS_RESOURCE, like the machine berth is developed on
+        HostInfo::for_tests(caps_from_mask(0x1fffeffffff, 40))
     }
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()

@@ -148,6 +148,20 @@ impl HostInfo {
         }
     }
 
+    /// A made-up host for tests: kernel 6.1, cgroup v1, 2 CPUs, no AppArmor or SELinux.
+    #[cfg(test)]
+    pub(crate) fn for_tests(bounding_caps: Vec<String>) -> HostInfo {
+        HostInfo {
+            kernel: (6, 1),
+            cgroup_v2: false,
+            bounding_caps,
+            ncpu: 2,
+            extra_masked_paths: vec![],
+            apparmor: false,
+            selinux: false,
+        }
+    }
+
     /// Recursive read-only binds (`rro`) need mount_setattr (kernel 5.12).
     pub fn supports_rro(&self) -> bool {
         self.kernel >= (5, 12)
@@ -251,15 +265,7 @@ mod tests {
     #[test]
     fn validation_errors_are_classed() {
         // What the create handler turns into 400 and 501: real validation, not constructors.
-        let host = HostInfo {
-            kernel: (6, 1),
-            cgroup_v2: false,
-            bounding_caps: vec![],
-            ncpu: 2,
-            extra_masked_paths: vec![],
-            apparmor: false,
-            selinux: false,
-        };
+        let host = HostInfo::for_tests(vec![]);
         let hc = |v: serde_json::Value| v.as_object().unwrap().clone();
         let cfg = Map::new();
         let e = spec::validate_with(

@@ -656,15 +656,7 @@ mod tests {
     use super::*;
 
     fn host() -> HostInfo {
-        HostInfo {
-            kernel: (6, 1),
-            cgroup_v2: false,
-            bounding_caps: vec![],
-            ncpu: 2,
-            extra_masked_paths: vec![],
-            apparmor: false,
-            selinux: false,
-        }
+        HostInfo::for_tests(vec![])
     }
     fn hc(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()

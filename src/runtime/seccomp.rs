@@ -255,12 +255,8 @@ mod tests {
     fn host(kernel: (u64, u64)) -> HostInfo {
         HostInfo {
             kernel,
-            cgroup_v2: false,
-            bounding_caps: vec![],
             ncpu: 1,
-            extra_masked_paths: vec![],
-            apparmor: false,
-            selinux: false,
+            ..HostInfo::for_tests(vec![])
         }
     }
     fn caps(v: &[&str]) -> Vec<String> {

@@ -520,15 +520,7 @@ mod tests {
     use crate::runtime::{EtcFiles, NamespaceModes};
 
     fn host() -> HostInfo {
-        HostInfo {
-            kernel: (6, 1),
-            cgroup_v2: false,
-            bounding_caps: caps::caps_from_mask(0x1fffeffffff, 40),
-            ncpu: 2,
-            extra_masked_paths: vec![],
-            apparmor: false,
-            selinux: false,
-        }
+        HostInfo::for_tests(caps::caps_from_mask(0x1fffeffffff, 40))
     }
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
