@@ -505,6 +505,8 @@ impl Monitor {
                         &serde_json::json!({"pid": self.state.pid, "monitor_pid": self.state.monitor_pid}),
                     );
                 }
+                // Reporting ran the JSON writer and the pipe code once more (see `start`).
+                sys::trim_file_mappings();
             }
             Err(e) => self.initial_failure(e),
         }
