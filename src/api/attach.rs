@@ -2,7 +2,6 @@
 //! of the monitor's socket. Output frames from the monitor go to the client (headers removed
 //! for a TTY); the client's stdin goes to the monitor, watching for the detach keys.
 
-use crate::engine::containers::state::ContainerStatus;
 use crate::monitor::proto::Request as MonitorRequest;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +12,7 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use crate::engine::containers::state::{State, current};
+use crate::engine::containers::state::{ContainerStatus, State, current};
 use crate::engine::containers::{logs, object, resolve};
 
 use super::Ctx;

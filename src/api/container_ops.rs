@@ -1,7 +1,6 @@
 //! Container endpoints that look into or adjust a running container: top, stats, pause,
 //! unpause, update.
 
-use crate::engine::containers::state::ContainerStatus;
 use std::io::Write;
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use hyper::{Request, StatusCode, body::Incoming};
 use tokio::sync::mpsc;
 
 use crate::engine::containers::ops;
+use crate::engine::containers::state::ContainerStatus;
 
 use super::Ctx;
 use super::json_body;

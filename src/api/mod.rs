@@ -33,8 +33,6 @@ use routes::H;
 pub struct Ctx {
     pub engine: Engine,
     pub activity: Activity,
-    /// How long a connection may take to send request headers (serve's `--header-timeout`).
-    pub header_timeout: std::time::Duration,
 }
 
 /// An API version as `major.minor`, compared numerically.

@@ -24,6 +24,7 @@ pub use caps::{
 pub(crate) use mounts::clean_path;
 pub use mounts::{BindSpec, parse_bind};
 pub use seccomp::{DEFAULT_PROFILE, load_profile};
+pub(crate) use spec::parse_bool;
 pub use spec::{
     MASKED_PATHS, READONLY_PATHS, build_spec, build_spec_with, process_env, validate_host_config,
 };

@@ -76,7 +76,8 @@ pub(crate) struct SecurityOpts {
     pub labels: Vec<String>,
 }
 
-fn parse_bool(v: &str) -> Option<bool> {
+/// Go's `strconv.ParseBool`.
+pub(crate) fn parse_bool(v: &str) -> Option<bool> {
     match v {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),

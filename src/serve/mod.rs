@@ -50,17 +50,14 @@ pub enum ServeError {
 /// Serve until idle (listener) or until the one connection is done.
 pub async fn run(engine: Engine, opts: ServeOptions) -> Result<(), ServeError> {
     let activity = Activity::new();
-    let ctx = Ctx {
-        engine,
-        activity,
-        header_timeout: opts.header_timeout,
-    };
+    let ctx = Ctx { engine, activity };
+    let header_timeout = opts.header_timeout;
     match opts.source {
         Source::Activated(Activated::Connection(stream)) => {
             stream.set_nonblocking(true)?;
             let stream = UnixStream::from_std(stream)?;
             let guard = ctx.activity.guard();
-            serve_connection(ctx.clone(), stream, guard).await;
+            serve_connection(ctx.clone(), stream, guard, header_timeout).await;
             // Streams that outlive the connection (hijacked attach later) keep us here.
             while ctx.activity.busy() > 0 {
                 ctx.activity.changed().await;
@@ -69,14 +66,20 @@ pub async fn run(engine: Engine, opts: ServeOptions) -> Result<(), ServeError> {
         }
         Source::Activated(Activated::Listener(l)) => {
             l.set_nonblocking(true)?;
-            accept_loop(ctx, UnixListener::from_std(l)?, opts.idle_timeout).await
+            accept_loop(
+                ctx,
+                UnixListener::from_std(l)?,
+                opts.idle_timeout,
+                header_timeout,
+            )
+            .await
         }
         Source::Bind(path) => {
             let listener = bind_private(&path).map_err(|source| ServeError::Bind {
                 path: path.display().to_string(),
                 source,
             })?;
-            accept_loop(ctx, listener, opts.idle_timeout).await
+            accept_loop(ctx, listener, opts.idle_timeout, header_timeout).await
         }
     }
 }
@@ -107,7 +110,12 @@ fn bind_private(path: &std::path::Path) -> std::io::Result<UnixListener> {
     result
 }
 
-async fn accept_loop(ctx: Ctx, listener: UnixListener, idle: Duration) -> Result<(), ServeError> {
+async fn accept_loop(
+    ctx: Ctx,
+    listener: UnixListener,
+    idle: Duration,
+    header_timeout: Duration,
+) -> Result<(), ServeError> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         let wait = if idle.is_zero() || ctx.activity.busy() > 0 {
@@ -122,7 +130,7 @@ async fn accept_loop(ctx: Ctx, listener: UnixListener, idle: Duration) -> Result
                         // Counted from accept until its first request arrives, so an idle exit
                         // never drops a connection whose request is on its way.
                         let guard = ctx.activity.guard();
-                        tokio::spawn(serve_connection(ctx.clone(), stream, guard));
+                        tokio::spawn(serve_connection(ctx.clone(), stream, guard, header_timeout));
                     }
                     Err(e) => tracing::warn!(error = %e, "accept failed"),
                 }
@@ -139,8 +147,14 @@ async fn accept_loop(ctx: Ctx, listener: UnixListener, idle: Duration) -> Result
 }
 
 /// One HTTP/1.1 connection; each request holds an activity guard until its response body ends.
-async fn serve_connection(ctx: Ctx, stream: UnixStream, conn_guard: ActivityGuard) {
-    let ctx_header_timeout = ctx.header_timeout;
+/// `header_timeout` (zero = none) bounds how long the request head may take, also between
+/// requests; response streams and upgraded connections are not affected.
+async fn serve_connection(
+    ctx: Ctx,
+    stream: UnixStream,
+    conn_guard: ActivityGuard,
+    header_timeout: Duration,
+) {
     let conn_guard = Arc::new(Mutex::new(Some(conn_guard)));
     let svc = service_fn(move |req| {
         let ctx = ctx.clone();
@@ -157,10 +171,10 @@ async fn serve_connection(ctx: Ctx, stream: UnixStream, conn_guard: ActivityGuar
     });
     let mut builder = http1::Builder::new();
     builder.title_case_headers(true);
-    if !ctx_header_timeout.is_zero() {
+    if !header_timeout.is_zero() {
         builder
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(ctx_header_timeout);
+            .header_read_timeout(header_timeout);
     }
     let conn = builder
         .serve_connection(TokioIo::new(stream), svc)

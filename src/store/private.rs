@@ -4,8 +4,8 @@
 //!
 //! Both roots are 0700, so nothing below them can be listed or opened by another user,
 //! whatever the modes inside; the database is 0600 and container logs 0640 besides. Roots made
-//! before this are fixed on the next start: the modes of the roots and the database are set
-//! every time (three calls), existing logs once (a marker file records it).
+//! before this are fixed on the next start: the roots' modes whenever they differ, the
+//! database and existing logs once (a marker file records it).
 
 use std::fs::{self, DirBuilder, Permissions};
 use std::io;
@@ -21,10 +21,15 @@ pub const LOG_MODE: u32 = 0o640;
 /// The marker of the one-time sweep of existing files.
 const SWEPT: &str = ".private-v1";
 
-/// Make (or fix) both roots private; cheap enough for every process that opens the store.
+/// Make (or fix) both roots private. Every berth process calls it, so the steady state is
+/// three `stat`s and no write: the database and the old logs are fixed once, under a marker.
 pub fn secure(paths: &Paths) -> io::Result<()> {
     for root in [&paths.data_root, &paths.run_root] {
         make_private_dir(root)?;
+    }
+    let marker = paths.data_root.join(SWEPT);
+    if marker.exists() {
+        return Ok(());
     }
     // Made here, empty, when new: SQLite takes an empty file as a new database and gives its
     // -wal and -shm files the database's mode.
@@ -36,28 +41,28 @@ pub fn secure(paths: &Paths) -> io::Result<()> {
     for name in ["berth.db", "berth.db-wal", "berth.db-shm"] {
         set_mode_if_exists(&paths.data_root.join(name), DB_MODE)?;
     }
-    let marker = paths.data_root.join(SWEPT);
-    if !marker.exists() {
-        sweep_logs(&paths.data_root.join("containers"))?;
-        fs::write(&marker, b"")?;
-        fs::set_permissions(&marker, Permissions::from_mode(0o600))?;
-    }
-    Ok(())
+    sweep_logs(&paths.data_root.join("containers"))?;
+    fs::write(&marker, b"")?;
+    fs::set_permissions(&marker, Permissions::from_mode(0o600))
 }
 
-/// Create `dir` (and missing parents) so that it is never visible with a wider mode, then
-/// set its mode in case it existed.
+/// Create `dir` (and missing parents) so that it is never visible with a wider mode, or
+/// narrow its mode if something else made it.
 fn make_private_dir(dir: &Path) -> io::Result<()> {
-    if !dir.exists() {
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            // Parents are ordinary folders (/var/lib, /run): usual modes.
-            fs::create_dir_all(parent)?;
-        }
-        match DirBuilder::new().mode(ROOT_MODE).create(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
+    match fs::metadata(dir) {
+        Ok(m) if m.permissions().mode() & 0o7777 == ROOT_MODE => return Ok(()),
+        Ok(_) => return fs::set_permissions(dir, Permissions::from_mode(ROOT_MODE)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // Parents are ordinary folders (/var/lib, /run): usual modes.
+        fs::create_dir_all(parent)?;
+    }
+    match DirBuilder::new().mode(ROOT_MODE).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
     }
     fs::set_permissions(dir, Permissions::from_mode(ROOT_MODE))
 }

@@ -18,7 +18,6 @@
 //! `unless-stopped` ones that were running at the reboot. `on-failure` ones are not started:
 //! the documented behaviour, although dockerd itself does (moby/moby#47846).
 
-use crate::engine::containers::state::ContainerStatus;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -27,7 +26,7 @@ use crate::store::containers as rows;
 use crate::store::meta;
 
 use super::super::{Engine, EngineError, ErrorKind};
-use super::state::{State, current};
+use super::state::{ContainerStatus, State, current};
 use super::{object, rootfs};
 
 /// Where the boot id is read from; tests point it at a file of their own.

@@ -277,8 +277,8 @@ fn mount_destinations(hc: &Map<String, Value>) -> std::collections::HashSet<Stri
     let mut out = std::collections::HashSet::new();
     if let Some(Value::Array(binds)) = hc.get("Binds") {
         for b in binds.iter().filter_map(Value::as_str) {
-            if let Some(dest) = b.split(':').nth(1) {
-                out.insert(crate::runtime::clean_path(dest));
+            if let Ok(spec) = crate::runtime::parse_bind(b) {
+                out.insert(spec.destination);
             }
         }
     }
@@ -293,15 +293,6 @@ fn mount_destinations(hc: &Map<String, Value>) -> std::collections::HashSet<Stri
         out.extend(t.keys().map(|k| crate::runtime::clean_path(k)));
     }
     out
-}
-
-/// Go's `strconv.ParseBool`.
-fn go_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 /// Log drivers Docker ships that berth does not (refused, not ignored).
@@ -382,7 +373,7 @@ fn normalise_log_config(hc: &mut Map<String, Value>) -> Result<()> {
                             return Err(EngineError::invalid("max-file cannot be less than 1"));
                         }
                     }
-                    "compress" => match go_bool(v) {
+                    "compress" => match crate::runtime::parse_bool(v) {
                         Some(false) => {}
                         Some(true) => {
                             return Err(EngineError::new(

@@ -16,7 +16,6 @@
 
 pub mod detached;
 
-use crate::engine::containers::state::ContainerStatus;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -33,7 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::inspect::container_event;
 use super::resolve;
-use super::state::{State, current};
+use super::state::{ContainerStatus, State, current};
 use crate::engine::{Engine, EngineError, Result};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

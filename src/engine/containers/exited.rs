@@ -2,14 +2,13 @@
 //! <status>`): bring the store up to date, log the events, and clean up after a container that
 //! will not run again.
 
-use crate::engine::containers::state::ContainerStatus;
 use serde_json::{Map, Value, json};
 
 use crate::store::containers as rows;
 
 use super::super::{Engine, EngineError, ErrorKind, Result};
 use super::inspect::container_event;
-use super::state::{State, current};
+use super::state::{ContainerStatus, State, current};
 use super::{object, rootfs};
 
 /// The monitor's callback after an exit (`died`), an automatic restart (`restarted`) or a

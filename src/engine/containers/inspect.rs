@@ -1,7 +1,6 @@
 //! How containers look from outside: `GET /containers/{id}/json`, `GET /containers/json` with
 //! its filters and status texts, and the attributes of container events.
 
-use crate::engine::containers::state::ContainerStatus;
 use std::collections::BTreeMap;
 
 use rusqlite::Transaction;
@@ -15,7 +14,7 @@ use crate::util::digest_hex;
 use crate::util::time::{now_nanos, parse_query_time, rfc3339_nano};
 
 use super::super::{Engine, EngineError, Result};
-use super::state::{State, current};
+use super::state::{ContainerStatus, State, current};
 use super::{object, resolve};
 
 /// Path and Args as Docker splits the command (entrypoint + cmd).

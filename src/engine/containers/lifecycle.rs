@@ -1,7 +1,6 @@
 //! Signals and waiting: kill, stop, wait. The monitor owns the container's process; these ask
 //! the OCI runtime to signal it and watch the monitor's state file for the outcome.
 
-use crate::engine::containers::state::ContainerStatus;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,7 @@ use crate::store::containers::ContainerRow;
 use super::super::{Engine, EngineError, ErrorKind, Result};
 use super::inspect::container_event;
 use super::resolve;
-use super::state::{State, current};
+use super::state::{ContainerStatus, State, current};
 
 /// A signal by name (`SIGTERM`, `TERM`, `term`) or number, as Docker accepts it.
 pub fn signal_number(s: &str) -> Result<i32> {

@@ -1,7 +1,6 @@
 //! Operations on a running container's processes and cgroup: top, stats, pause, unpause and
 //! update.
 
-use crate::engine::containers::state::ContainerStatus;
 use std::process::Command;
 
 use serde_json::{Map, Value, json};
@@ -13,7 +12,7 @@ use super::cgroup_stats::{self, Sample};
 
 pub type SampleOf = Sample;
 use super::inspect::container_event;
-use super::state::{State, current};
+use super::state::{ContainerStatus, State, current};
 use super::{object, resolve};
 use crate::engine::{Engine, EngineError, Result};
 

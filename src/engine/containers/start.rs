@@ -2,7 +2,6 @@
 //! monitor, and record what happened. Also the monitor's callbacks (`berth internal
 //! container-event <id> died|restarted`), which bring the store up to date.
 
-use crate::engine::containers::state::ContainerStatus;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
@@ -13,7 +12,7 @@ use crate::store::containers::{self as rows, ContainerRow};
 
 use super::super::{Engine, EngineError, ErrorKind, Result};
 use super::inspect::container_event;
-use super::state::{State, current};
+use super::state::{ContainerStatus, State, current};
 use super::{object, resolve, rootfs};
 
 /// Where the monitor binary is: beside the running `berth`.
@@ -164,11 +163,6 @@ pub fn start(engine: &Engine, name: &str) -> Result<bool> {
     }
     if state.is_running() {
         return Ok(false);
-    }
-    if !state.status.can_become(ContainerStatus::Running) {
-        return Err(EngineError::conflict(
-            "container is marked for removal and cannot be started",
-        ));
     }
     let hc = object(&row.host_config);
     let result = launch(engine, &row, &stored, &state, &hc);

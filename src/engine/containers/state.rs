@@ -5,15 +5,13 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-
-use crate::monitor::{MonitorState, Status as MonitorStatus};
 use serde_json::{Value, json};
 
 use crate::config::Paths;
 use crate::monitor::health::Health;
+use crate::monitor::{MonitorState, Status as MonitorStatus};
 use crate::util::time::rfc3339_nano;
 
-/// What the store keeps (and the API shows) about a container's life.
 /// Docker's container statuses (`State.Status`); `paused` is kept as a flag on a running
 /// container, as the monitor knows nothing of freezing.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -41,26 +39,6 @@ impl ContainerStatus {
             ContainerStatus::Dead => "dead",
         }
     }
-
-    /// Docker's state machine: which status may follow this one. A failed start leaves a
-    /// container `created`; only removal leaves `dead`.
-    pub fn can_become(self, next: ContainerStatus) -> bool {
-        use ContainerStatus::*;
-        self == next
-            || match self {
-                Created => matches!(next, Running | Exited | Removing | Dead),
-                Running | Paused => {
-                    matches!(
-                        next,
-                        Running | Paused | Restarting | Exited | Removing | Dead
-                    )
-                }
-                Restarting => matches!(next, Running | Exited | Removing | Dead),
-                Exited => matches!(next, Running | Restarting | Removing | Dead),
-                Removing => matches!(next, Dead | Exited),
-                Dead => false,
-            }
-    }
 }
 
 impl std::fmt::Display for ContainerStatus {
@@ -69,6 +47,7 @@ impl std::fmt::Display for ContainerStatus {
     }
 }
 
+/// What the store keeps (and the API shows) about a container's life.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct State {
@@ -348,14 +327,8 @@ mod tests {
     }
 
     #[test]
-    fn statuses_follow_dockers_state_machine() {
+    fn statuses_read_and_write_as_docker_names_them() {
         use ContainerStatus::*;
-        assert!(Created.can_become(Running));
-        assert!(Running.can_become(Exited) && Exited.can_become(Running));
-        assert!(Running.can_become(Restarting) && Restarting.can_become(Running));
-        assert!(Exited.can_become(Removing) && Removing.can_become(Dead));
-        assert!(!Dead.can_become(Running));
-        assert!(!Exited.can_become(Created) && !Running.can_become(Created));
         for st in [Created, Running, Paused, Restarting, Removing, Exited, Dead] {
             let text = serde_json::to_string(&st).unwrap();
             assert_eq!(text, format!("\"{st}\""));
