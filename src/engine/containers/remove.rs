@@ -26,6 +26,10 @@ pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
                 row.name
             )));
         }
+        // First the exec sessions: a `runc exec` stuck in its start keeps its init child as
+        // a zombie inside the container's PID namespace, and the container's init cannot
+        // finish exiting until that zombie is reaped ("did not exit after signal 9").
+        kill_exec_sessions(engine, &row.id);
         super::lifecycle::kill_and_wait(engine, &row, "SIGKILL")?;
     }
     kill_exec_sessions(engine, &row.id);
