@@ -94,6 +94,45 @@ def test_integers_that_do_not_fit_are_refused_at_create(engine):
     assert r.status == 400 and "StopTimeout" in r.json()["message"], r.body
 
 
+def test_fields_of_the_wrong_type_are_refused_at_create(engine):
+    # Docker decodes the body into typed structs: a wrong type is a 400 with Go's text, and
+    # nothing is created (berth used to store such values and trip over them later).
+    before = len(engine.client().api.containers(all=True))
+    for body, text in [
+        ({"Image": "busybox", "Cmd": ["true"], "HostConfig": {"Privileged": "yes"}},
+         "json: cannot unmarshal string into Go struct field HostConfig.Privileged of type bool"),
+        ({"Image": "busybox", "Cmd": ["true"], "Env": "A=1"},
+         "json: cannot unmarshal string into Go struct field Config.Env of type []string"),
+        ({"Image": "busybox", "Cmd": ["true"], "HostConfig": {"Binds": [5]}},
+         "json: cannot unmarshal number into Go struct field HostConfig.Binds of type string"),
+        ({"Image": "busybox", "Cmd": ["true"], "HostConfig": {"BlkioWeight": 70000}},
+         "json: cannot unmarshal number into Go struct field HostConfig.BlkioWeight of type uint16"),
+    ]:
+        r = engine.api("POST", "/containers/create", body=json.dumps(body),
+                       headers={"Content-Type": "application/json"})
+        assert r.status == 400, (body, r.status, r.body)
+        assert r.json()["message"].startswith(text), (body, r.body)
+    assert len(engine.client().api.containers(all=True)) == before
+
+
+def test_a_string_command_is_one_argument(engine):
+    # moby's StrSlice: "Cmd": "echo hi" is ["echo hi"], the way Docker runs it.
+    body = {"Image": "busybox", "Entrypoint": "/bin/echo", "Cmd": "hi there"}
+    r = engine.api("POST", "/containers/create", body=json.dumps(body),
+                   headers={"Content-Type": "application/json"})
+    assert r.status == 201, r.body
+    cid = r.json()["Id"]
+    try:
+        info = engine.client().api.inspect_container(cid)
+        assert info["Config"]["Cmd"] == ["hi there"]
+        assert info["Config"]["Entrypoint"] == ["/bin/echo"]
+        assert (info["Path"], info["Args"]) == ("/bin/echo", ["hi there"])
+        engine.docker("start", "-a", cid)
+        assert engine.docker("logs", cid)[1] == "hi there\n"
+    finally:
+        engine.docker("rm", "-f", cid, check=False)
+
+
 def test_largest_memory_limit_starts_without_a_panic(engine):
     api = engine.client().api
     c = api.create_container("busybox", ["true"],

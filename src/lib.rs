@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod engine;
 pub mod image;
+pub mod model;
 /// The per-container monitor, its own crate (monitor/) so that nothing async links into it.
 pub use berth_monitor as monitor;
 pub mod params;

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth::runtime::{EtcFiles, NamespaceModes, SpecInput, build_spec};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 fn skip_reason() -> Option<&'static str> {
     if !nix::unistd::geteuid().is_root() {
@@ -84,8 +84,8 @@ impl Bundle {
     fn run(&mut self, name: &str, config: Value, host_config: Value) -> (i32, String, String) {
         let id = format!("berth-spec-{}-{name}", std::process::id());
         self.ids.push(id.clone());
-        let config: Map<String, Value> = config.as_object().unwrap().clone();
-        let hc: Map<String, Value> = host_config.as_object().unwrap().clone();
+        let config: berth::model::Config = serde_json::from_value(config).unwrap();
+        let hc: berth::model::HostConfig = serde_json::from_value(host_config).unwrap();
         let rootfs = self.rootfs();
         let input = SpecInput {
             id: &id,

@@ -22,17 +22,23 @@ pub const DEFAULT_RETRIES: u32 = 3;
 #[serde(rename_all = "PascalCase", default)]
 pub struct HealthConfig {
     /// `["NONE"]`, `["CMD", arg…]` or `["CMD-SHELL", "command"]`; empty = inherit (none here).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub test: Option<Vec<String>>,
-    #[serde(deserialize_with = "null_as_zero")]
+    #[serde(deserialize_with = "null_as_zero", skip_serializing_if = "is_zero")]
     pub interval: i64,
-    #[serde(deserialize_with = "null_as_zero")]
+    #[serde(deserialize_with = "null_as_zero", skip_serializing_if = "is_zero")]
     pub timeout: i64,
-    #[serde(deserialize_with = "null_as_zero")]
+    #[serde(deserialize_with = "null_as_zero", skip_serializing_if = "is_zero")]
     pub start_period: i64,
-    #[serde(deserialize_with = "null_as_zero")]
+    #[serde(deserialize_with = "null_as_zero", skip_serializing_if = "is_zero")]
     pub start_interval: i64,
-    #[serde(deserialize_with = "null_as_zero")]
+    #[serde(deserialize_with = "null_as_zero", skip_serializing_if = "is_zero")]
     pub retries: i64,
+}
+
+/// Go's `omitempty` on moby's HealthConfig: zero durations and counts are left out.
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// docker-py sends `null` for the durations it was not given.

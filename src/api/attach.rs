@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use hyper::{Request, StatusCode, body::Incoming};
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use crate::engine::containers::state::{ContainerStatus, State, current};
-use crate::engine::containers::{logs, object, resolve};
+use crate::engine::containers::{logs, resolve};
 
 use super::Ctx;
 use super::params::Query;
@@ -63,10 +62,9 @@ async fn target(ctx: &Ctx, name: String) -> Result<Target, ApiError> {
                 "container {name} is paused, unpause the container before attach"
             )));
         }
-        let config = object(&row.config);
         Ok(Target {
             run_dir: engine.paths().container_run_dir(&row.id),
-            tty: config.get("Tty").and_then(Value::as_bool).unwrap_or(false),
+            tty: row.config().tty,
             running: state.status == ContainerStatus::Running,
             id: row.id,
         })

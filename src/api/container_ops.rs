@@ -114,6 +114,11 @@ pub async fn update(ctx: &Ctx, id: String, req: Request<Incoming>) -> ApiResult 
     let (parts, body) = req.into_parts();
     let bytes = read_body(body, BODY_LIMIT).await?;
     let body = json_body::object(&parts.headers, &bytes)?;
+    let body = serde_json::Value::Object(body);
+    let body: crate::model::UpdateConfig =
+        crate::model::create::decode::<crate::model::Resources>("UpdateConfig", body.clone())
+            .and_then(|_| crate::model::create::decode("UpdateConfig", body))
+            .map_err(|e| ApiError::bad_request(e.message))?;
     let engine = ctx.engine.clone();
     let v = blocking(move || ops::update(&engine, &id, body)).await?;
     ok_json(&v)

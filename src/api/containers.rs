@@ -22,6 +22,8 @@ pub async fn create(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
     let bytes = read_body(body, BODY_LIMIT).await?;
     let body = json_body::object(&parts.headers, &bytes)?;
     json_body::check_create_integers(&body)?;
+    let body = crate::model::CreateRequest::from_body(body)
+        .map_err(|e| ApiError::bad_request(e.message))?;
     let name = q.get("name").map(String::from);
     let engine = ctx.engine.clone();
     let c = blocking(move || create::create(&engine, name.as_deref(), body)).await?;

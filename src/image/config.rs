@@ -93,8 +93,13 @@ impl ImageConfig {
         }
     }
 
+    /// The container config the image carries, typed (unreadable fields count as unset).
+    pub fn config(&self) -> crate::model::Config {
+        crate::model::Config::from_image(&self.0)
+    }
+
     pub fn labels(&self) -> BTreeMap<String, String> {
-        labels_of(&self.container_config())
+        self.config().labels()
     }
 
     pub fn history(&self) -> Vec<Value> {
@@ -108,19 +113,6 @@ impl ImageConfig {
     pub fn parent(&self) -> &str {
         self.str_field("parent")
     }
-}
-
-/// Labels of a container config object.
-pub fn labels_of(config: &Map<String, Value>) -> BTreeMap<String, String> {
-    config
-        .get("Labels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Docker's layer chain IDs: chain(0) = diff(0); chain(n) = sha256(chain(n-1) + " " + diff(n)).

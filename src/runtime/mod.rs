@@ -16,7 +16,7 @@ mod user;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use serde_json::{Map, Value};
+use crate::model::{Config, HostConfig};
 
 pub use caps::{
     DEFAULT_CAPABILITIES, KNOWN_CAPABILITIES, caps_mask, normalize_capabilities, tweak_capabilities,
@@ -36,9 +36,9 @@ pub struct SpecInput<'a> {
     /// The mounted container root (overlay).
     pub rootfs: &'a Path,
     /// Docker container `Config`, already merged with the image's.
-    pub config: &'a Map<String, Value>,
+    pub config: &'a Config,
     /// Docker `HostConfig` as the client sent it (defaults not filled).
-    pub host_config: &'a Map<String, Value>,
+    pub host_config: &'a HostConfig,
     /// Host files bind-mounted at /etc/hosts, /etc/hostname, /etc/resolv.conf.
     pub etc: EtcFiles,
     /// e.g. "/berth/<id>" (cgroupfs manager).
@@ -203,54 +203,6 @@ fn thermal_throttle_paths() -> Vec<String> {
     out
 }
 
-// ---- small accessors for Docker's JSON objects (null counts as absent) ----
-
-pub(crate) fn get<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    m.get(key).filter(|v| !v.is_null())
-}
-
-pub(crate) fn get_str<'a>(m: &'a Map<String, Value>, key: &str) -> &'a str {
-    get(m, key).and_then(Value::as_str).unwrap_or("")
-}
-
-pub(crate) fn get_bool(m: &Map<String, Value>, key: &str) -> bool {
-    get(m, key).and_then(Value::as_bool).unwrap_or(false)
-}
-
-pub(crate) fn get_i64(m: &Map<String, Value>, key: &str) -> Result<i64, SpecError> {
-    match get(m, key) {
-        None => Ok(0),
-        Some(v) => v
-            .as_i64()
-            .or_else(|| v.as_u64().map(|u| u.min(i64::MAX as u64) as i64))
-            .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
-            .ok_or_else(|| SpecError::invalid(format!("invalid value for {key}: {v}"))),
-    }
-}
-
-pub(crate) fn get_opt_i64(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, SpecError> {
-    match get(m, key) {
-        None => Ok(None),
-        Some(_) => get_i64(m, key).map(Some),
-    }
-}
-
-pub(crate) fn get_strings(m: &Map<String, Value>, key: &str) -> Result<Vec<String>, SpecError> {
-    match get(m, key) {
-        None => Ok(Vec::new()),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.clone()),
-                Value::Number(n) => Ok(n.to_string()),
-                _ => Err(SpecError::invalid(format!("invalid value in {key}: {v}"))),
-            })
-            .collect(),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(v) => Err(SpecError::invalid(format!("invalid value for {key}: {v}"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,8 +219,8 @@ mod tests {
     fn validation_errors_are_classed() {
         // What the create handler turns into 400 and 501: real validation, not constructors.
         let host = HostInfo::for_tests(vec![]);
-        let hc = |v: serde_json::Value| v.as_object().unwrap().clone();
-        let cfg = Map::new();
+        let hc = |v: serde_json::Value| serde_json::from_value::<HostConfig>(v).unwrap();
+        let cfg = Config::default();
         let e = spec::validate_with(
             &cfg,
             &hc(serde_json::json!({"Binds": ["/a:relative"]})),

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use super::{HostInfo, SpecError, get, get_bool, get_i64, get_opt_i64, get_str};
+use super::{HostInfo, SpecError};
+use crate::model::{DeviceMapping, HostConfig, ThrottleDevice};
 
 /// Docker's minimum for Memory and MemoryReservation (6 MiB).
 pub const LINUX_MIN_MEMORY: i64 = 6 * 1024 * 1024;
@@ -100,24 +101,22 @@ pub(crate) struct Resources {
 }
 
 /// Docker's verifyPlatformContainerResources (+ the MemorySwap default of adaptContainerSettings).
-pub(crate) fn validate_resources(
-    hc: &Map<String, Value>,
-    host: &HostInfo,
-) -> Result<Resources, SpecError> {
+pub(crate) fn validate_resources(hc: &HostConfig, host: &HostInfo) -> Result<Resources, SpecError> {
+    let given = &hc.resources;
     let mut r = Resources {
-        memory: get_i64(hc, "Memory")?,
-        memory_swap: get_i64(hc, "MemorySwap")?,
-        memory_reservation: get_i64(hc, "MemoryReservation")?,
-        swappiness: get_opt_i64(hc, "MemorySwappiness")?.filter(|s| *s != -1),
-        oom_kill_disable: get_bool(hc, "OomKillDisable"),
-        cpu_shares: get_i64(hc, "CpuShares")?,
-        cpu_period: get_i64(hc, "CpuPeriod")?,
-        cpu_quota: get_i64(hc, "CpuQuota")?,
-        nano_cpus: get_i64(hc, "NanoCpus")?,
-        cpuset_cpus: get_str(hc, "CpusetCpus").to_string(),
-        cpuset_mems: get_str(hc, "CpusetMems").to_string(),
-        pids_limit: get_opt_i64(hc, "PidsLimit")?,
-        blkio_weight: get_i64(hc, "BlkioWeight")?,
+        memory: given.memory,
+        memory_swap: given.memory_swap,
+        memory_reservation: given.memory_reservation,
+        swappiness: given.memory_swappiness.filter(|s| *s != -1),
+        oom_kill_disable: given.oom_kill_disable.unwrap_or(false),
+        cpu_shares: given.cpu_shares,
+        cpu_period: given.cpu_period,
+        cpu_quota: given.cpu_quota,
+        nano_cpus: given.nano_cpus,
+        cpuset_cpus: given.cpuset_cpus.clone(),
+        cpuset_mems: given.cpuset_mems.clone(),
+        pids_limit: given.pids_limit,
+        blkio_weight: i64::from(given.blkio_weight),
         warnings: Vec::new(),
     };
     if r.memory > 0 && r.memory_swap == 0 {
@@ -225,7 +224,7 @@ pub(crate) fn validate_resources(
     if r.blkio_weight > 0 && !(10..=1000).contains(&r.blkio_weight) {
         return Err(inv("Range of blkio weight is from 10 to 1000"));
     }
-    if get_i64(hc, "IOMaximumBandwidth")? != 0 || get_i64(hc, "IOMaximumIOps")? != 0 {
+    if given.io_maximum_bandwidth != 0 || given.io_maximum_iops != 0 {
         return Err(inv(
             "Invalid QoS settings: linux does not support Maximum IO Bandwidth or Maximum IO IOps",
         ));
@@ -235,9 +234,10 @@ pub(crate) fn validate_resources(
 
 /// `linux.resources` without devices (Docker's getMemoryResources / getCPUResources / ...).
 pub(crate) fn resources_json(
-    hc: &Map<String, Value>,
+    hc: &HostConfig,
     r: &Resources,
 ) -> Result<Map<String, Value>, SpecError> {
+    let given = &hc.resources;
     let mut out = Map::new();
     let mut mem = Map::new();
     if r.memory > 0 {
@@ -276,11 +276,10 @@ pub(crate) fn resources_json(
     if let Some(p) = period {
         cpu.insert("period".into(), json!(p));
     }
-    for (k, key) in [
-        ("CpuRealtimeRuntime", "realtimeRuntime"),
-        ("CpuRealtimePeriod", "realtimePeriod"),
+    for (v, key) in [
+        (given.cpu_realtime_runtime, "realtimeRuntime"),
+        (given.cpu_realtime_period, "realtimePeriod"),
     ] {
-        let v = get_i64(hc, k)?;
         if v != 0 {
             cpu.insert(key.into(), json!(v));
         }
@@ -305,17 +304,25 @@ pub(crate) fn resources_json(
     if r.blkio_weight != 0 {
         blkio.insert("weight".into(), json!(r.blkio_weight));
     }
-    let weight_devices = blkio_devices(hc, "BlkioWeightDevice", "Weight", "weight")?;
+    let weights = given.blkio_weight_device.iter().flatten();
+    let weight_devices = blkio_devices(
+        weights.map(|d| (d.path.as_str(), u64::from(d.weight))),
+        "weight",
+    )?;
     if !weight_devices.is_empty() {
         blkio.insert("weightDevice".into(), Value::Array(weight_devices));
     }
-    for (key, out_key) in [
-        ("BlkioDeviceReadBps", "throttleReadBpsDevice"),
-        ("BlkioDeviceWriteBps", "throttleWriteBpsDevice"),
-        ("BlkioDeviceReadIOps", "throttleReadIOPSDevice"),
-        ("BlkioDeviceWriteIOps", "throttleWriteIOPSDevice"),
+    for (list, out_key) in [
+        (&given.blkio_device_read_bps, "throttleReadBpsDevice"),
+        (&given.blkio_device_write_bps, "throttleWriteBpsDevice"),
+        (&given.blkio_device_read_iops, "throttleReadIOPSDevice"),
+        (&given.blkio_device_write_iops, "throttleWriteIOPSDevice"),
     ] {
-        let devs = blkio_devices(hc, key, "Rate", "rate")?;
+        let rates = list
+            .iter()
+            .flatten()
+            .map(|d: &ThrottleDevice| (d.path.as_str(), d.rate));
+        let devs = blkio_devices(rates, "rate")?;
         if !devs.is_empty() {
             blkio.insert(out_key.into(), Value::Array(devs));
         }
@@ -324,26 +331,20 @@ pub(crate) fn resources_json(
     Ok(out)
 }
 
-fn blkio_devices(
-    hc: &Map<String, Value>,
-    key: &str,
-    field: &str,
+/// (device path, weight or rate) → entries naming the device by its numbers.
+fn blkio_devices<'a>(
+    list: impl Iterator<Item = (&'a str, u64)>,
     out_field: &str,
 ) -> Result<Vec<Value>, SpecError> {
-    let Some(Value::Array(list)) = get(hc, key) else {
-        return Ok(Vec::new());
-    };
     let mut out = Vec::new();
-    for d in list {
-        let Some(d) = d.as_object() else { continue };
-        let path = get_str(d, "Path");
+    for (path, value) in list {
         let md =
             std::fs::metadata(path).map_err(|e| SpecError::system(format!("stat {path}: {e}")))?;
         let rdev = md.rdev();
         out.push(json!({
             "major": libc::major(rdev),
             "minor": libc::minor(rdev),
-            out_field: get_i64(d, field)?,
+            out_field: value,
         }));
     }
     Ok(out)
@@ -488,34 +489,11 @@ fn host_devices() -> Vec<Value> {
     out
 }
 
-/// One `HostConfig.Devices` entry: the API's object or the CLI's `/dev/x[:/dev/y[:rwm]]`.
-fn parse_device_mapping(v: &Value) -> Result<(String, String, String), SpecError> {
-    let (host, ctr, perms) = match v {
-        Value::Object(o) => (
-            get_str(o, "PathOnHost").to_string(),
-            get_str(o, "PathInContainer").to_string(),
-            get_str(o, "CgroupPermissions").to_string(),
-        ),
-        Value::String(s) => {
-            let parts: Vec<&str> = s.split(':').collect();
-            match parts.as_slice() {
-                [h] => (h.to_string(), String::new(), String::new()),
-                [h, x] if valid_perms(x) => (h.to_string(), String::new(), x.to_string()),
-                [h, c] => (h.to_string(), c.to_string(), String::new()),
-                [h, c, p] => (h.to_string(), c.to_string(), p.to_string()),
-                _ => {
-                    return Err(SpecError::invalid(format!(
-                        "invalid device specification: {s}"
-                    )));
-                }
-            }
-        }
-        _ => {
-            return Err(SpecError::invalid(format!(
-                "invalid device specification: {v}"
-            )));
-        }
-    };
+/// One `HostConfig.Devices` entry with Docker's defaults: the same path inside, `rwm`.
+fn parse_device_mapping(d: &DeviceMapping) -> Result<(String, String, String), SpecError> {
+    let host = d.path_on_host.clone();
+    let ctr = d.path_in_container.clone();
+    let perms = d.cgroup_permissions.clone();
     let ctr = if ctr.is_empty() { host.clone() } else { ctr };
     let perms = if perms.is_empty() {
         "rwm".to_string()
@@ -560,18 +538,18 @@ fn parse_cgroup_rule(rule: &str) -> Result<Value, SpecError> {
 
 /// (linux.devices, linux.resources.devices)
 pub(crate) fn devices(
-    hc: &Map<String, Value>,
+    hc: &HostConfig,
     privileged: bool,
 ) -> Result<(Vec<Value>, Vec<Value>), SpecError> {
     let mut devs = Vec::new();
     let mut rules = default_device_rules();
-    let mappings: Vec<(String, String, String)> = match get(hc, "Devices") {
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(parse_device_mapping)
-            .collect::<Result<_, _>>()?,
-        _ => Vec::new(),
-    };
+    let mappings: Vec<(String, String, String)> = hc
+        .resources
+        .devices
+        .iter()
+        .flatten()
+        .map(parse_device_mapping)
+        .collect::<Result<_, _>>()?;
     if privileged {
         devs = host_devices();
         for (on_host, in_ctr, _) in &mappings {
@@ -588,8 +566,8 @@ pub(crate) fn devices(
             devs.extend(d);
             rules.extend(r);
         }
-        for rule in super::get_strings(hc, "DeviceCgroupRules")? {
-            rules.push(parse_cgroup_rule(&rule)?);
+        for rule in hc.resources.device_cgroup_rules.iter().flatten() {
+            rules.push(parse_cgroup_rule(rule)?);
         }
     }
     Ok((devs, rules))
@@ -617,24 +595,14 @@ const ULIMIT_NAMES: [&str; 16] = [
 ];
 
 /// `HostConfig.Ulimits` → `process.rlimits` (only what the user asked for).
-pub(crate) fn rlimits(hc: &Map<String, Value>) -> Result<Vec<Value>, SpecError> {
-    let Some(v) = get(hc, "Ulimits") else {
-        return Ok(Vec::new());
-    };
-    let list = v
-        .as_array()
-        .ok_or_else(|| SpecError::invalid("invalid value for Ulimits"))?;
+pub(crate) fn rlimits(hc: &HostConfig) -> Result<Vec<Value>, SpecError> {
     let mut out = Vec::new();
-    for u in list {
-        let u = u
-            .as_object()
-            .ok_or_else(|| SpecError::invalid(format!("invalid ulimit argument: {u}")))?;
-        let name = get_str(u, "Name");
+    for u in hc.resources.ulimits.iter().flatten() {
+        let name = u.name.as_str();
         if !ULIMIT_NAMES.contains(&name) {
             return Err(SpecError::invalid(format!("invalid ulimit type: {name}")));
         }
-        let soft = get_i64(u, "Soft")?;
-        let hard = get_i64(u, "Hard")?;
+        let (soft, hard) = (u.soft, u.hard);
         // -1 (and any negative) means unlimited, as the uint64 conversion in dockerd gives
         let (s, h) = (soft as u64, hard as u64);
         if s > h {
@@ -658,8 +626,8 @@ mod tests {
     fn host() -> HostInfo {
         HostInfo::for_tests(vec![])
     }
-    fn hc(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn hc(v: Value) -> HostConfig {
+        serde_json::from_value(v).unwrap()
     }
     fn res(v: Value) -> Result<Map<String, Value>, SpecError> {
         let h = hc(v);
@@ -804,7 +772,7 @@ mod tests {
         assert_eq!(rules.len(), 8);
         assert_eq!(rules[0], json!({"allow": false, "access": "rwm"}));
         let (devs, rules) = devices(
-            &hc(json!({"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull", "CgroupPermissions": "rw"}, "/dev/zero:/dev/z:r"],
+            &hc(json!({"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull", "CgroupPermissions": "rw"}, {"PathOnHost": "/dev/zero", "PathInContainer": "/dev/z", "CgroupPermissions": "r"}],
                        "DeviceCgroupRules": ["c 42:* rmw"]})),
             false,
         )
@@ -826,11 +794,18 @@ mod tests {
             rules[10],
             json!({"allow": true, "type": "c", "major": 42, "minor": -1, "access": "rmw"})
         );
-        let e = devices(&hc(json!({"Devices": ["/etc/hostname"]})), false).unwrap_err();
+        let e = devices(
+            &hc(json!({"Devices": [{"PathOnHost": "/etc/hostname"}]})),
+            false,
+        )
+        .unwrap_err();
         assert!(e.to_string().starts_with(
             "error gathering device information while adding custom device \"/etc/hostname\""
         ));
-        let e = devices(&hc(json!({"Devices": ["/dev/null:/dev/x:rwx"]})), false).unwrap_err();
+        let e = devices(
+            &hc(json!({"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/x", "CgroupPermissions": "rwx"}]})),
+            false,
+        ).unwrap_err();
         assert_eq!(e.to_string(), "invalid device mode: rwx");
         let e = devices(&hc(json!({"DeviceCgroupRules": ["x 1:2 r"]})), false).unwrap_err();
         assert_eq!(

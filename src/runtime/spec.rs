@@ -6,10 +6,8 @@ use serde_json::{Map, Value, json};
 
 use super::mounts::{MountContext, build_mounts, user_mounts};
 use super::resources::{devices, resources_json, rlimits, validate_resources};
-use super::{
-    HostInfo, NamespaceMode, SpecError, SpecInput, apparmor, caps, get, get_bool, get_i64, get_str,
-    get_strings, seccomp, user,
-};
+use super::{HostInfo, NamespaceMode, SpecError, SpecInput, apparmor, caps, seccomp, user};
+use crate::model::{Config, HostConfig};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const DEFAULT_SHM_SIZE: i64 = 64 * 1024 * 1024;
@@ -40,15 +38,15 @@ pub const READONLY_PATHS: [&str; 5] = [
 
 /// The process environment Docker gives: PATH, HOSTNAME, TERM=xterm with a tty, then the
 /// config's Env replacing same-named entries (an entry without `=` removes the variable).
-pub fn process_env(config: &Map<String, Value>, hostname: &str) -> Vec<String> {
+pub fn process_env(config: &Config, hostname: &str) -> Vec<String> {
     let mut env = vec![
         format!("PATH={DEFAULT_PATH}"),
         format!("HOSTNAME={hostname}"),
     ];
-    if get_bool(config, "Tty") {
+    if config.tty {
         env.push("TERM=xterm".into());
     }
-    let overrides = get_strings(config, "Env").unwrap_or_default();
+    let overrides = config.env().iter().cloned();
     let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
     let mut out: Vec<Option<String>> = env.into_iter().map(Some).collect();
     for value in overrides {
@@ -85,9 +83,9 @@ pub(crate) fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-pub(crate) fn parse_security_opts(hc: &Map<String, Value>) -> Result<SecurityOpts, SpecError> {
+pub(crate) fn parse_security_opts(hc: &HostConfig) -> Result<SecurityOpts, SpecError> {
     let mut s = SecurityOpts::default();
-    for opt in get_strings(hc, "SecurityOpt")? {
+    for opt in hc.security_opt() {
         match opt.as_str() {
             "no-new-privileges" => {
                 s.no_new_privileges = true;
@@ -148,65 +146,62 @@ fn is_ipc_sysctl(k: &str) -> bool {
 }
 
 /// Create-time validation with dockerd's texts (`verifyContainerSettings`). Returns warnings.
-pub fn validate_host_config(
-    config: &Map<String, Value>,
-    hc: &Map<String, Value>,
-) -> Result<Vec<String>, SpecError> {
+pub fn validate_host_config(config: &Config, hc: &HostConfig) -> Result<Vec<String>, SpecError> {
     validate_with(config, hc, HostInfo::get())
 }
 
 pub(crate) fn validate_with(
-    config: &Map<String, Value>,
-    hc: &Map<String, Value>,
+    config: &Config,
+    hc: &HostConfig,
     host: &HostInfo,
 ) -> Result<Vec<String>, SpecError> {
-    let hostname = get_str(config, "Hostname");
+    let hostname = &config.hostname;
     if hostname.len() > MAX_HOSTNAME_LEN {
         return Err(inv(format!(
             "hostname {hostname:?} is too long (maximum {MAX_HOSTNAME_LEN} bytes)"
         )));
     }
-    let wd = get_str(config, "WorkingDir");
+    let wd = &config.working_dir;
     if !wd.is_empty() && !wd.starts_with('/') {
         return Err(inv(format!(
             "the working directory '{wd}' is invalid, it needs to be an absolute path"
         )));
     }
-    for e in get_strings(config, "Env")? {
+    for e in config.env() {
         if e.is_empty() || e.starts_with('=') {
             return Err(inv(format!("invalid environment variable: {e}")));
         }
     }
     user_mounts(hc, false)?;
-    caps::normalize_capabilities(&get_strings(hc, "CapAdd")?, host)
+    caps::normalize_capabilities(hc.cap_add.as_deref().unwrap_or_default(), host)
         .map_err(|e| inv(format!("invalid CapAdd: {e}")))?;
-    caps::normalize_capabilities(&get_strings(hc, "CapDrop")?, host)
+    caps::normalize_capabilities(hc.cap_drop.as_deref().unwrap_or_default(), host)
         .map_err(|e| inv(format!("invalid CapDrop: {e}")))?;
     let res = validate_resources(hc, host)?;
     let mut warnings = res.warnings;
 
-    let ipc = get_str(hc, "IpcMode");
+    let ipc = hc.ipc_mode.as_str();
     if !valid_ns_mode(ipc, &["", "none", "private", "shareable", "host"], true) {
         return Err(inv(format!("invalid IPC mode: {ipc}")));
     }
-    let pid = get_str(hc, "PidMode");
+    let pid = hc.pid_mode.as_str();
     if !valid_ns_mode(pid, &["", "host"], true) {
         return Err(inv(format!("invalid PID mode: {pid}")));
     }
-    if get_i64(hc, "ShmSize")? < 0 {
+    if hc.shm_size < 0 {
         return Err(inv("SHM size can not be less than 0"));
     }
-    let uts = get_str(hc, "UTSMode");
+    let uts = hc.uts_mode.as_str();
     if !valid_ns_mode(uts, &["", "host"], true) {
         return Err(inv(format!("invalid UTS mode: {uts}")));
     }
-    let oom = get_i64(hc, "OomScoreAdj")?;
+    let oom = hc.oom_score_adj;
     if !(-1000..=1000).contains(&oom) {
         return Err(inv(format!(
             "Invalid value {oom}, range for oom score adj is [-1000, 1000]"
         )));
     }
-    let cgns = get_str(hc, "CgroupnsMode");
+    let cgns = hc.cgroupns_mode.as_str();
     if !["", "private", "host"].contains(&cgns) {
         return Err(inv(format!("invalid cgroup namespace mode: {cgns}")));
     }
@@ -236,9 +231,8 @@ pub(crate) fn validate_with(
     {
         seccomp::load_profile(p, &[], host)?;
     }
-    if let Some(Value::Object(s)) = get(hc, "Sysctls") {
+    if let Some(s) = &hc.sysctls {
         for (k, v) in s {
-            let v = v.as_str().unwrap_or("");
             if !(NAMESPACED_SYSCTLS.contains(&k.as_str())
                 || k.starts_with("net.")
                 || k.starts_with("fs.mqueue."))
@@ -247,16 +241,10 @@ pub(crate) fn validate_with(
             }
         }
     }
-    if get_bool(hc, "AutoRemove") {
-        let policy = get(hc, "RestartPolicy")
-            .and_then(Value::as_object)
-            .map(|p| get_str(p, "Name"))
-            .unwrap_or("");
-        if !policy.is_empty() && policy != "no" {
-            return Err(inv(
-                "can't create 'AutoRemove' container with restart policy",
-            ));
-        }
+    if hc.auto_remove && !hc.restart_policy.is_none() {
+        return Err(inv(
+            "can't create 'AutoRemove' container with restart policy",
+        ));
     }
     warnings.dedup();
     Ok(warnings)
@@ -273,15 +261,15 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
     let hc = input.host_config;
     validate_with(config, hc, host)?;
 
-    let privileged = get_bool(hc, "Privileged");
-    let readonly = get_bool(hc, "ReadonlyRootfs");
+    let privileged = hc.privileged;
+    let readonly = hc.readonly_rootfs;
     let sec = parse_security_opts(hc)?;
     let ns = &input.namespaces;
 
     // capabilities
     let capabilities = caps::tweak_capabilities(
-        &get_strings(hc, "CapAdd")?,
-        &get_strings(hc, "CapDrop")?,
+        hc.cap_add.as_deref().unwrap_or_default(),
+        hc.cap_drop.as_deref().unwrap_or_default(),
         privileged,
         host,
     )?;
@@ -289,17 +277,16 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
     // user
     let (uid, gid, additional) = user::resolve_user(
         input.rootfs,
-        get_str(config, "User"),
-        &get_strings(hc, "GroupAdd")?,
+        &config.user,
+        hc.group_add.as_deref().unwrap_or_default(),
     )?;
 
     // args
-    let mut args = get_strings(config, "Entrypoint")?;
-    args.extend(get_strings(config, "Cmd")?);
+    let mut args = config.command_line();
     if args.is_empty() {
         return Err(SpecError::invalid("No command specified"));
     }
-    let init_requested = get(hc, "Init").and_then(Value::as_bool).unwrap_or(false);
+    let init_requested = hc.init == Some(true);
     let mut init_binary: Option<&Path> = None;
     if init_requested && ns.pid == NamespaceMode::New {
         let Some(bin) = input.init_binary else {
@@ -313,19 +300,18 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
         args = a;
     }
 
-    let hostname = get_str(config, "Hostname");
-    let cwd = match get_str(config, "WorkingDir") {
+    let hostname = config.hostname.as_str();
+    let cwd = match config.working_dir.as_str() {
         "" => "/".to_string(),
         wd => super::mounts::clean_path(wd),
     };
-    let tty = get_bool(config, "Tty");
+    let tty = config.tty;
 
     // process
     let mut process = Map::new();
     process.insert("terminal".into(), json!(tty));
-    if tty && let Some(Value::Array(cs)) = get(hc, "ConsoleSize") {
-        let h = cs.first().and_then(Value::as_u64).unwrap_or(0);
-        let w = cs.get(1).and_then(Value::as_u64).unwrap_or(0);
+    if tty {
+        let [h, w] = hc.console_size;
         if h > 0 || w > 0 {
             process.insert("consoleSize".into(), json!({"height": h, "width": w}));
         }
@@ -354,11 +340,11 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
             process.insert("apparmorProfile".into(), json!(profile));
         }
     }
-    process.insert("oomScoreAdj".into(), json!(get_i64(hc, "OomScoreAdj")?));
+    process.insert("oomScoreAdj".into(), json!(hc.oom_score_adj));
 
     // mounts
-    let ipc_none = get_str(hc, "IpcMode") == "none";
-    let shm_size = match get_i64(hc, "ShmSize")? {
+    let ipc_none = hc.ipc_mode == "none";
+    let shm_size = match hc.shm_size {
         0 => DEFAULT_SHM_SIZE,
         n => n,
     };
@@ -387,11 +373,11 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
             sysctl.insert("net.ipv4.ip_unprivileged_port_start".into(), json!("0"));
         }
     }
-    let domainname = get_str(config, "Domainname");
+    let domainname = config.domainname.as_str();
     if !domainname.is_empty() && ns.uts == NamespaceMode::New {
         sysctl.insert("kernel.domainname".into(), json!(domainname));
     }
-    if let Some(Value::Object(user_sysctls)) = get(hc, "Sysctls") {
+    if let Some(user_sysctls) = &hc.sysctls {
         for (k, v) in user_sysctls {
             if k.starts_with("net.") && ns.network == NamespaceMode::Host {
                 return Err(SpecError::invalid(format!(
@@ -403,7 +389,7 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
                     "sysctl {k:?} is not allowed in the host's IPC namespace"
                 )));
             }
-            sysctl.insert(k.clone(), json!(v.as_str().unwrap_or("")));
+            sysctl.insert(k.clone(), json!(v));
         }
     }
     if !sysctl.is_empty() {
@@ -432,7 +418,7 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
             NamespaceMode::Path(p) => namespaces.push(json!({"type": typ, "path": p})),
         }
     }
-    let cgroupns = match get_str(hc, "CgroupnsMode") {
+    let cgroupns = match hc.cgroupns_mode.as_str() {
         "private" => true,
         "host" => false,
         _ => host.cgroup_v2,
@@ -465,8 +451,7 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
         masked.extend(host.extra_masked_paths.iter().cloned());
         ro_paths = READONLY_PATHS.iter().map(|s| s.to_string()).collect();
     }
-    if let Some(v) = get(hc, "MaskedPaths") {
-        let given = get_strings(&Map::from_iter([("v".to_string(), v.clone())]), "v")?;
+    if let Some(given) = hc.masked_paths.clone() {
         // Docker's default list, as create stores it, still gets this host's extra paths.
         if given
             .iter()
@@ -476,8 +461,8 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
             masked = given;
         }
     }
-    if let Some(v) = get(hc, "ReadonlyPaths") {
-        ro_paths = get_strings(&Map::from_iter([("v".to_string(), v.clone())]), "v")?;
+    if let Some(given) = hc.readonly_paths.clone() {
+        ro_paths = given;
     }
     if !masked.is_empty() {
         linux.insert("maskedPaths".into(), json!(masked));
@@ -501,10 +486,8 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
         "mounts".into(),
         Value::Array(mounts.iter().map(|m| m.to_json()).collect()),
     );
-    if let Some(Value::Object(a)) = get(hc, "Annotations")
-        && !a.is_empty()
-    {
-        spec.insert("annotations".into(), Value::Object(a.clone()));
+    if let Some(a) = hc.annotations.as_ref().filter(|a| !a.is_empty()) {
+        spec.insert("annotations".into(), json!(a));
     }
     spec.insert("linux".into(), Value::Object(linux));
     let _ = input.id;
@@ -523,8 +506,8 @@ mod tests {
     fn host() -> HostInfo {
         HostInfo::for_tests(caps::caps_from_mask(0x1fffeffffff, 40))
     }
-    fn obj(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn obj<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
     }
     fn rootfs() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
@@ -542,8 +525,8 @@ mod tests {
     }
     fn spec_ns(config: Value, hc: Value, namespaces: NamespaceModes) -> Result<Value, SpecError> {
         let r = rootfs();
-        let config = obj(config);
-        let hc = obj(hc);
+        let config: Config = obj(config);
+        let hc: HostConfig = obj(hc);
         let input = SpecInput {
             id: "abc",
             rootfs: r.path(),

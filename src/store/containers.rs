@@ -11,8 +11,10 @@ pub struct ContainerRow {
     pub image: String,
     pub image_id: String,
     pub created: i64,
-    pub config: String,
-    pub host_config: String,
+    /// `Config` as JSON (see `crate::model`).
+    pub config_json: String,
+    /// `HostConfig` as JSON.
+    pub host_config_json: String,
     pub state: String,
 }
 
@@ -25,8 +27,8 @@ fn row(r: &Row) -> rusqlite::Result<ContainerRow> {
         image: r.get(2)?,
         image_id: r.get(3)?,
         created: r.get(4)?,
-        config: r.get(5)?,
-        host_config: r.get(6)?,
+        config_json: r.get(5)?,
+        host_config_json: r.get(6)?,
         state: r.get(7)?,
     })
 }
@@ -79,8 +81,8 @@ pub fn insert(tx: &Transaction, c: &ContainerRow, chain_ids: &[String]) -> Resul
             c.image,
             c.image_id,
             c.created,
-            c.config,
-            c.host_config,
+            c.config_json,
+            c.host_config_json,
             c.state
         ],
     )?;

@@ -101,9 +101,37 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX layer_blobs_digest ON layer_blobs(digest);
     "#,
+    // 4: containers' Config and HostConfig in the typed model's shape (`crate::model`): rows
+    // written as clients sent them are rewritten by `retype_containers` below.
+    "",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Decode every stored `Config`/`HostConfig` with the API's lenient rules and store it as the
+/// typed model serialises it (Docker's zero values, sorted maps). A row that does not decode
+/// stays as it is: reading it later falls back the same way, and nothing is lost.
+fn retype_containers(tx: &rusqlite::Transaction) -> Result<()> {
+    use crate::model::{Config, HostConfig};
+    fn retype<T: serde::de::DeserializeOwned + serde::Serialize>(text: &str) -> Option<String> {
+        let v: T = serde_json::from_str(text).ok()?;
+        serde_json::to_string(&v).ok()
+    }
+    let rows: Vec<(String, String, String)> = {
+        let mut stmt = tx.prepare("SELECT id, config, host_config FROM containers")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (id, config, host_config) in rows {
+        let config = retype::<Config>(&config).unwrap_or(config);
+        let host_config = retype::<HostConfig>(&host_config).unwrap_or(host_config);
+        tx.execute(
+            "UPDATE containers SET config = ?2, host_config = ?3 WHERE id = ?1",
+            rusqlite::params![id, config, host_config],
+        )?;
+    }
+    Ok(())
+}
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -121,8 +149,62 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.execute_batch(sql)?;
+        if i + 1 == 4 {
+            retype_containers(&tx)?;
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_container_rows_take_the_typed_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("berth.db");
+        let mut conn = Connection::open(&db).unwrap();
+        // A store as berth left it before version 4: the JSON clients sent.
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            r#"INSERT INTO containers VALUES ('c1', 'old', 'busybox', 'sha256:x', 1,
+                 '{"Image":"busybox","Cmd":"echo hi","Labels":{"b":"2","a":"1"}}',
+                 '{"Privileged":true,"Memory":5,"Junk":1}', '{}');
+               INSERT INTO containers VALUES ('c2', 'odd', 'busybox', 'sha256:x', 1,
+                 '{"Env":"not a list"}', '{}', '{}');"#,
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let get = |id: &str| -> (serde_json::Value, String) {
+            conn.query_row(
+                "SELECT config, host_config FROM containers WHERE id = ?1",
+                [id],
+                |r| {
+                    let c: String = r.get(0)?;
+                    Ok((serde_json::from_str(&c).unwrap(), r.get(1)?))
+                },
+            )
+            .unwrap()
+        };
+        let (config, hc) = get("c1");
+        assert_eq!(config["Cmd"], serde_json::json!(["echo hi"]));
+        assert_eq!(config["Env"], serde_json::Value::Null);
+        let hc: serde_json::Value = serde_json::from_str(&hc).unwrap();
+        assert_eq!(hc["Privileged"], true);
+        assert_eq!(hc["Memory"], 5);
+        assert_eq!(hc["CapAdd"], serde_json::Value::Null);
+        assert!(hc.get("Junk").is_none());
+        // What does not decode is kept as it was.
+        assert_eq!(get("c2").0, serde_json::json!({"Env": "not a list"}));
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, VERSION);
+    }
 }

@@ -26,8 +26,8 @@ use crate::store::containers as rows;
 use crate::store::meta;
 
 use super::super::{Engine, EngineError, ErrorKind};
+use super::rootfs;
 use super::state::{ContainerStatus, State, current};
-use super::{object, rootfs};
 
 /// Where the boot id is read from; tests point it at a file of their own.
 pub const BOOT_ID_ENV: &str = "BERTH_BOOT_ID_FILE";
@@ -127,10 +127,7 @@ fn reconcile_with(engine: &Engine, boot_id: &str) -> Result<Reconciled, BootErro
             }
             mark_exited(&mut s, now);
             rows::set_state(tx, &row.id, &s.to_text())?;
-            let auto_remove = object(&row.host_config)
-                .get("AutoRemove")
-                .and_then(Value::as_bool)
-                == Some(true);
+            let auto_remove = row.host_config().auto_remove;
             exited.push((row.id, auto_remove));
         }
         let mut pending = pending_list(meta::get(tx, META_PENDING)?.as_deref());
@@ -231,13 +228,8 @@ pub fn boot(engine: &Engine) -> Result<BootReport, BootError> {
         if s.is_running() {
             continue;
         }
-        let hc = object(&row.host_config);
-        let policy = hc
-            .get("RestartPolicy")
-            .and_then(|p| p.get("Name"))
-            .and_then(Value::as_str)
-            .unwrap_or("no");
-        if !should_start(policy, s.started_at > 0, pending.contains(&row.id)) {
+        let policy = row.host_config().restart_policy.name;
+        if !should_start(&policy, s.started_at > 0, pending.contains(&row.id)) {
             continue;
         }
         match super::start::start(engine, &row.id) {
@@ -292,8 +284,8 @@ mod tests {
             image: "busybox".into(),
             image_id: "sha256:x".into(),
             created: 1,
-            config: "{}".into(),
-            host_config: "{}".into(),
+            config_json: "{}".into(),
+            host_config_json: "{}".into(),
             state: state.to_text(),
         };
         engine

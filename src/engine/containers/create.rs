@@ -1,9 +1,10 @@
 //! `POST /containers/create`: merge the request with the image's config (moby's `merge`),
 //! check it, and record the container. Nothing runs until start.
 
-use serde_json::{Map, Value, json};
+use serde_json::Map;
 
 use crate::image::config::ImageConfig;
+use crate::model::{Config, CreateRequest, HostConfig, LogConfig};
 use crate::store::containers::{self as rows, ContainerRow};
 use crate::store::images as image_rows;
 use crate::util::time::now_nanos;
@@ -17,197 +18,94 @@ pub struct Created {
     pub warnings: Vec<String>,
 }
 
-fn is_empty(v: Option<&Value>) -> bool {
-    match v {
-        None | Some(Value::Null) => true,
-        Some(Value::Array(a)) => a.is_empty(),
-        Some(Value::Object(o)) => o.is_empty(),
-        Some(Value::String(s)) => s.is_empty(),
-        _ => false,
-    }
-}
-
 fn env_key(e: &str) -> &str {
     e.split_once('=').map(|(k, _)| k).unwrap_or(e)
 }
 
 /// moby `daemon.merge`: the image's config fills what the request leaves empty.
-pub fn merge(user: &mut Map<String, Value>, image: &Map<String, Value>) {
-    let take = |user: &mut Map<String, Value>, k: &str| {
-        if is_empty(user.get(k))
-            && let Some(v) = image.get(k)
-        {
-            user.insert(k.into(), v.clone());
+pub fn merge(user: &mut Config, image: &Config) {
+    if user.user.is_empty() {
+        user.user = image.user.clone();
+    }
+    match (&mut user.exposed_ports, &image.exposed_ports) {
+        (Some(ports), Some(img)) if !ports.is_empty() => {
+            for p in img.keys() {
+                ports.entry(p.clone()).or_default();
+            }
         }
-    };
-    take(user, "User");
-    // Exposed ports: union.
-    if let Some(Value::Object(img_ports)) = image.get("ExposedPorts") {
-        let entry = user
-            .entry("ExposedPorts")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !entry.is_object() {
-            *entry = Value::Object(Map::new());
-        }
-        if let Value::Object(ports) = entry {
-            for (p, v) in img_ports {
-                ports.entry(p.clone()).or_insert_with(|| v.clone());
+        (ports, img) => *ports = img.clone(),
+    }
+    if user.env().is_empty() {
+        user.env = image.env.clone();
+    } else if let Some(env) = &mut user.env {
+        for ie in image.env() {
+            if !env.iter().any(|e| env_key(e) == env_key(ie)) {
+                env.push(ie.clone());
             }
         }
     }
-    // Env: the request's, then the image's variables it does not set.
-    let img_env: Vec<String> = image
-        .get("Env")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    if is_empty(user.get("Env")) {
-        if !img_env.is_empty() {
-            user.insert("Env".into(), json!(img_env));
-        }
-    } else {
-        let mut env: Vec<String> = user
-            .get("Env")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for ie in img_env {
-            if !env.iter().any(|e| env_key(e) == env_key(&ie)) {
-                env.push(ie);
-            }
-        }
-        user.insert("Env".into(), json!(env));
+    let labels = user.labels.get_or_insert_default();
+    for (k, v) in image.labels.iter().flatten() {
+        labels.entry(k.clone()).or_insert_with(|| v.clone());
     }
-    // Labels: the image's unless the request sets the same key.
-    let mut labels = match user.get("Labels") {
-        Some(Value::Object(m)) => m.clone(),
-        _ => Map::new(),
-    };
-    if let Some(Value::Object(img_labels)) = image.get("Labels") {
-        for (k, v) in img_labels {
-            labels.entry(k.clone()).or_insert_with(|| v.clone());
+    if user.entrypoint.as_ref().is_none_or(Vec::is_empty) {
+        if user.cmd.as_ref().is_none_or(Vec::is_empty) {
+            user.cmd = image.cmd.clone();
+            user.args_escaped = image.args_escaped;
+        }
+        if user.entrypoint.is_none() {
+            user.entrypoint = image.entrypoint.clone();
         }
     }
-    user.insert("Labels".into(), Value::Object(labels));
-    if is_empty(user.get("Entrypoint")) {
-        if is_empty(user.get("Cmd")) {
-            user.insert(
-                "Cmd".into(),
-                image.get("Cmd").cloned().unwrap_or(Value::Null),
-            );
-            if let Some(a) = image.get("ArgsEscaped") {
-                user.insert("ArgsEscaped".into(), a.clone());
-            }
-        }
-        if user.get("Entrypoint").is_none_or(Value::is_null) {
-            user.insert(
-                "Entrypoint".into(),
-                image.get("Entrypoint").cloned().unwrap_or(Value::Null),
-            );
-        }
-    }
-    if let Some(Value::Object(ih)) = image.get("Healthcheck") {
-        let mut h = match user.get("Healthcheck") {
-            Some(Value::Object(m)) => m.clone(),
-            _ => Map::new(),
-        };
-        for (k, v) in ih {
-            if is_empty(h.get(k)) || h.get(k).and_then(Value::as_i64) == Some(0) {
-                h.insert(k.clone(), v.clone());
-            }
-        }
-        user.insert("Healthcheck".into(), Value::Object(h));
-    }
-    take(user, "WorkingDir");
-    if let Some(Value::Object(iv)) = image.get("Volumes") {
-        let entry = user
-            .entry("Volumes")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !entry.is_object() {
-            *entry = Value::Object(Map::new());
-        }
-        if let Value::Object(v) = entry {
-            for (k, x) in iv {
-                v.insert(k.clone(), x.clone());
+    if let Some(ih) = &image.healthcheck {
+        match &mut user.healthcheck {
+            None => user.healthcheck = Some(ih.clone()),
+            Some(h) => {
+                if h.test.as_ref().is_none_or(Vec::is_empty) {
+                    h.test = ih.test.clone();
+                }
+                for (mine, theirs) in [
+                    (&mut h.interval, ih.interval),
+                    (&mut h.timeout, ih.timeout),
+                    (&mut h.start_period, ih.start_period),
+                    (&mut h.start_interval, ih.start_interval),
+                    (&mut h.retries, ih.retries),
+                ] {
+                    if *mine == 0 {
+                        *mine = theirs;
+                    }
+                }
             }
         }
     }
-    take(user, "StopSignal");
-    take(user, "Shell");
-}
-
-/// The fields `docker inspect` shows in `Config`, with Docker's empty values.
-fn normalise_config(c: &mut Map<String, Value>, id: &str) {
-    let defaults: [(&str, Value); 15] = [
-        ("Hostname", json!(id[..12].to_string())),
-        ("Domainname", json!("")),
-        ("User", json!("")),
-        ("AttachStdin", json!(false)),
-        ("AttachStdout", json!(false)),
-        ("AttachStderr", json!(false)),
-        ("Tty", json!(false)),
-        ("OpenStdin", json!(false)),
-        ("StdinOnce", json!(false)),
-        ("Env", Value::Null),
-        ("Cmd", Value::Null),
-        ("Image", json!("")),
-        ("Volumes", Value::Null),
-        ("WorkingDir", json!("")),
-        ("Entrypoint", Value::Null),
-    ];
-    for (k, v) in defaults {
-        let empty = c
-            .get(k)
-            .is_none_or(|x| x.is_null() || x.as_str() == Some(""));
-        if empty && (!v.is_null() || !c.contains_key(k)) {
-            c.insert(k.into(), v);
-        }
+    if user.working_dir.is_empty() {
+        user.working_dir = image.working_dir.clone();
     }
-    for k in ["OnBuild", "Labels"] {
-        c.entry(k).or_insert(Value::Null);
+    match (&mut user.volumes, &image.volumes) {
+        (Some(v), Some(img)) if !v.is_empty() => v.extend(img.clone()),
+        (v, img) => *v = img.clone(),
     }
-    // Fields that are empty are left out, as Go's omitempty does.
-    for k in [
-        "ExposedPorts",
-        "Healthcheck",
-        "StopSignal",
-        "Shell",
-        "MacAddress",
-    ] {
-        if is_empty(c.get(k)) {
-            c.remove(k);
-        }
+    if user.stop_signal.is_empty() {
+        user.stop_signal = image.stop_signal.clone();
     }
-    if c.get("StopTimeout").is_some_and(Value::is_null) {
-        c.remove("StopTimeout");
+    if user.shell.as_ref().is_none_or(Vec::is_empty) {
+        user.shell = image.shell.clone();
     }
 }
 
 /// The restart policy checks moby makes at create.
-fn check_host_config(hc: &Map<String, Value>) -> Result<()> {
-    let policy = hc.get("RestartPolicy").and_then(Value::as_object);
-    let name = policy
-        .and_then(|p| p.get("Name"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let retries = policy
-        .and_then(|p| p.get("MaximumRetryCount"))
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    match name {
-        "" | "no" | "always" | "unless-stopped" => {
+fn check_host_config(hc: &HostConfig) -> Result<()> {
+    let policy = &hc.restart_policy;
+    let retries = policy.maximum_retry_count;
+    match policy.name.as_str() {
+        "" => {}
+        "no" | "always" | "unless-stopped" => {
             if retries != 0 {
-                return Err(EngineError::invalid(
-                    "invalid restart policy: maximum retry count can only be used with 'on-failure'",
-                ));
+                let mut msg = "invalid restart policy: maximum retry count can only be used with 'on-failure'".to_string();
+                if retries < 0 {
+                    msg.push_str(" and cannot be negative");
+                }
+                return Err(EngineError::invalid(msg));
             }
         }
         "on-failure" => {
@@ -223,8 +121,7 @@ fn check_host_config(hc: &Map<String, Value>) -> Result<()> {
             )));
         }
     }
-    let auto_remove = hc.get("AutoRemove").and_then(Value::as_bool) == Some(true);
-    if auto_remove && !matches!(name, "" | "no") {
+    if hc.auto_remove && !policy.is_none() {
         return Err(EngineError::invalid(
             "can't create 'AutoRemove' container with restart policy",
         ));
@@ -235,21 +132,16 @@ fn check_host_config(hc: &Map<String, Value>) -> Result<()> {
 /// What berth cannot do yet is refused at create instead of being stored and ignored (a
 /// `-p` that publishes nothing, a `-v` that mounts nothing); the rest of the host config is
 /// validated here as Docker's `verifyContainerSettings` does, its warnings returned.
-fn refuse_unsupported(config: &Map<String, Value>, hc: &Map<String, Value>) -> Result<Vec<String>> {
+fn refuse_unsupported(config: &Config, hc: &HostConfig) -> Result<Vec<String>> {
     let not_yet = |what: &str| {
         EngineError::new(
             ErrorKind::NotImplemented,
             format!("{what} are not supported by berth yet"),
         )
     };
-    let non_empty = |v: Option<&Value>| match v {
-        Some(Value::Object(m)) => !m.is_empty(),
-        Some(Value::Array(a)) => !a.is_empty(),
-        _ => false,
-    };
     // Clients also list bind and tmpfs targets in Config.Volumes (docker-py does; moby makes
     // no volume where a mount covers the path): only the uncovered ones would be volumes.
-    if let Some(Value::Object(vols)) = config.get("Volumes") {
+    if let Some(vols) = &config.volumes {
         let covered = mount_destinations(hc);
         if let Some(path) = vols
             .keys()
@@ -260,38 +152,37 @@ fn refuse_unsupported(config: &Map<String, Value>, hc: &Map<String, Value>) -> R
             )));
         }
     }
-    if non_empty(hc.get("VolumesFrom")) {
+    if hc.volumes_from.as_ref().is_some_and(|v| !v.is_empty()) {
         return Err(not_yet("--volumes-from"));
     }
-    if non_empty(hc.get("PortBindings")) {
+    if !hc.port_bindings.is_empty() {
         return Err(not_yet("published ports (-p, PortBindings)"));
     }
-    if hc.get("PublishAllPorts").and_then(Value::as_bool) == Some(true) {
+    if hc.publish_all_ports {
         return Err(not_yet("published ports (-P, PublishAllPorts)"));
     }
     Ok(crate::runtime::validate_host_config(config, hc)?)
 }
 
 /// The container paths that `Binds`, `Mounts` and `Tmpfs` mount something on.
-fn mount_destinations(hc: &Map<String, Value>) -> std::collections::HashSet<String> {
+fn mount_destinations(hc: &HostConfig) -> std::collections::HashSet<String> {
     let mut out = std::collections::HashSet::new();
-    if let Some(Value::Array(binds)) = hc.get("Binds") {
-        for b in binds.iter().filter_map(Value::as_str) {
-            if let Ok(spec) = crate::runtime::parse_bind(b) {
-                out.insert(spec.destination);
-            }
+    for b in hc.binds.iter().flatten() {
+        if let Ok(spec) = crate::runtime::parse_bind(b) {
+            out.insert(spec.destination);
         }
     }
-    if let Some(Value::Array(mounts)) = hc.get("Mounts") {
-        for m in mounts {
-            if let Some(t) = m.get("Target").and_then(Value::as_str) {
-                out.insert(crate::runtime::clean_path(t));
-            }
+    for m in hc.mounts.iter().flatten() {
+        if !m.target.is_empty() {
+            out.insert(crate::runtime::clean_path(&m.target));
         }
     }
-    if let Some(Value::Object(t)) = hc.get("Tmpfs") {
-        out.extend(t.keys().map(|k| crate::runtime::clean_path(k)));
-    }
+    out.extend(
+        hc.tmpfs
+            .iter()
+            .flatten()
+            .map(|(k, _)| crate::runtime::clean_path(k)),
+    );
     out
 }
 
@@ -312,24 +203,10 @@ const OTHER_LOG_DRIVERS: &[&str] = &[
 /// `HostConfig.LogConfig` as Docker stores it: the daemon's default driver (`json-file`) when
 /// none is named, `Config` an object; the driver and its options checked as moby's
 /// `ValidateLogOpt` and the json-file driver do.
-fn normalise_log_config(hc: &mut Map<String, Value>) -> Result<()> {
-    let given = hc.get("LogConfig").and_then(Value::as_object);
-    let driver = given
-        .and_then(|l| l.get("Type"))
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .unwrap_or("json-file")
-        .to_string();
-    let opts = match given.and_then(|l| l.get("Config")) {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => {
-            return Err(EngineError::invalid(
-                "invalid LogConfig.Config: not an object",
-            ));
-        }
-    };
-    let opt = |k: &str| opts.get(k).and_then(Value::as_str).unwrap_or_default();
+fn normalise_log_config(hc: &mut HostConfig) -> Result<()> {
+    let driver = hc.log_driver().to_string();
+    let opts = hc.log_config.config.clone().unwrap_or_default();
+    let opt = |k: &str| opts.get(k).map(String::as_str).unwrap_or_default();
     // moby's ValidateLogOpts: `none` takes anything; the others share `mode` and
     // `max-buffer-size`, checked before the driver's own options.
     if driver != "none" {
@@ -356,7 +233,7 @@ fn normalise_log_config(hc: &mut Map<String, Value>) -> Result<()> {
     match driver.as_str() {
         "json-file" => {
             for (k, v) in &opts {
-                let v = v.as_str().unwrap_or_default();
+                let v = v.as_str();
                 match k.as_str() {
                     "mode" => {}
                     "max-size" => {
@@ -417,82 +294,64 @@ fn normalise_log_config(hc: &mut Map<String, Value>) -> Result<()> {
             )));
         }
     }
-    hc.insert(
-        "LogConfig".into(),
-        json!({"Type": driver, "Config": Value::Object(opts)}),
-    );
+    hc.log_config = LogConfig {
+        r#type: driver,
+        config: Some(opts),
+    };
     Ok(())
 }
 
-/// Create a container from the request body (Config fields plus HostConfig and NetworkingConfig).
-pub fn create(
-    engine: &Engine,
-    name: Option<&str>,
-    mut body: Map<String, Value>,
-) -> Result<Created> {
-    let mut host_config = match body.remove("HostConfig") {
-        Some(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    let networking = body.remove("NetworkingConfig");
-    let mut config = body;
+/// Create a container from the decoded request.
+pub fn create(engine: &Engine, name: Option<&str>, request: CreateRequest) -> Result<Created> {
+    let CreateRequest {
+        mut config,
+        host_config: mut hc,
+        networking_config: _,
+    } = request;
     let wanted = match name.filter(|n| !n.is_empty()) {
         Some(n) => Some(names::validate(n)?),
         None => None,
     };
-    let image_name = config
-        .get("Image")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let image_name = config.image.clone();
     if image_name.is_empty() {
         return Err(EngineError::invalid(
             "Config cannot be empty in order to create a container",
         ));
     }
-    check_host_config(&host_config)?;
-    let warnings = refuse_unsupported(&config, &host_config)?;
-    normalise_log_config(&mut host_config)?;
+    check_host_config(&hc)?;
+    let warnings = refuse_unsupported(&config, &hc)?;
+    normalise_log_config(&mut hc)?;
     // moby's createContainerOSSpecificSettings: the default masked and read-only paths are
     // stored (and shown by inspect) unless privileged or given.
-    if host_config.get("Privileged").and_then(Value::as_bool) != Some(true) {
-        for (k, list) in [
-            ("MaskedPaths", &crate::runtime::MASKED_PATHS[..]),
-            ("ReadonlyPaths", &crate::runtime::READONLY_PATHS[..]),
-        ] {
-            if host_config.get(k).is_none_or(Value::is_null) {
-                host_config.insert(k.into(), json!(list));
-            }
-        }
+    if !hc.privileged {
+        let list = |l: &[&str]| Some(l.iter().map(|p| p.to_string()).collect());
+        hc.masked_paths = hc
+            .masked_paths
+            .or_else(|| list(&crate::runtime::MASKED_PATHS));
+        hc.readonly_paths = hc
+            .readonly_paths
+            .or_else(|| list(&crate::runtime::READONLY_PATHS));
     }
-    if let Some(Ok(h)) = config
-        .get("Healthcheck")
-        .filter(|h| h.is_object())
-        .map(|h| serde_json::from_value::<crate::monitor::HealthConfig>(h.clone()))
-    {
+    if let Some(h) = &config.healthcheck {
         h.validate().map_err(EngineError::invalid)?;
     }
     // `default` is the bridge network; until networks exist it means a private network namespace.
-    let mode = host_config
-        .get("NetworkMode")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if mode.is_empty() || mode == "default" {
-        host_config.insert("NetworkMode".into(), json!("bridge"));
+    if matches!(hc.network_mode.as_str(), "" | "default") {
+        hc.network_mode = "bridge".into();
     }
-    let _ = networking;
     let id = crate::util::random_id();
     let mut store = engine.store()?;
     let created = store.write(|tx| {
         let image = crate::engine::images::resolve(tx, &image_name)?;
         let img_cfg = ImageConfig::parse(&image.config)
             .map_err(|e| EngineError::internal(e.to_string()))?;
-        merge(&mut config, &img_cfg.container_config());
-        let no_cmd = is_empty(config.get("Entrypoint")) && is_empty(config.get("Cmd"));
-        if no_cmd {
+        merge(&mut config, &img_cfg.config());
+        if config.command_line().is_empty() {
             return Err(EngineError::invalid("no command specified"));
         }
-        normalise_config(&mut config, &id);
+        if config.hostname.is_empty() {
+            config.hostname = id[..12].to_string();
+        }
         let chains: Vec<String> = image_rows::image_layers(tx, &image.id)?
             .into_iter()
             .map(|l| l.chain_id)
@@ -524,8 +383,8 @@ pub fn create(
             image: image_name.clone(),
             image_id: image.id.clone(),
             created: now_nanos(),
-            config: Value::Object(config.clone()).to_string(),
-            host_config: Value::Object(host_config.clone()).to_string(),
+            config_json: super::to_stored(&config)?,
+            host_config_json: super::to_stored(&hc)?,
             state: State::created().to_text(),
         };
         rows::insert(tx, &row, &chains)?;
@@ -560,47 +419,61 @@ pub fn create(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
-    fn obj(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn obj<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
     }
 
     #[test]
     fn merge_follows_moby() {
-        let mut user =
+        let mut user: Config =
             obj(json!({"Env": ["A=1", "PATH=/x"], "Cmd": null, "Labels": {"k": "user"}}));
-        let image = obj(json!({
+        let image: Config = obj(json!({
             "Env": ["PATH=/usr/bin", "B=2"], "Cmd": ["sh"], "Entrypoint": null,
-            "Labels": {"k": "img", "j": "img"}, "WorkingDir": "/w", "ExposedPorts": {"80/tcp": {}}
+            "Labels": {"k": "img", "j": "img"}, "WorkingDir": "/w", "ExposedPorts": {"80/tcp": {}},
+            "Healthcheck": {"Test": ["CMD", "true"], "Interval": 5, "Retries": 2}
         }));
         merge(&mut user, &image);
-        assert_eq!(user["Env"], json!(["A=1", "PATH=/x", "B=2"]));
-        assert_eq!(user["Cmd"], json!(["sh"]));
-        assert_eq!(user["Labels"], json!({"k": "user", "j": "img"}));
-        assert_eq!(user["WorkingDir"], json!("/w"));
-        assert_eq!(user["ExposedPorts"], json!({"80/tcp": {}}));
-        // An entrypoint from the request drops the image's Cmd.
-        let mut user = obj(json!({"Entrypoint": ["echo"]}));
+        let v = serde_json::to_value(&user).unwrap();
+        assert_eq!(v["Env"], json!(["A=1", "PATH=/x", "B=2"]));
+        assert_eq!(v["Cmd"], json!(["sh"]));
+        assert_eq!(v["Labels"], json!({"j": "img", "k": "user"}));
+        assert_eq!(v["WorkingDir"], json!("/w"));
+        assert_eq!(v["ExposedPorts"], json!({"80/tcp": {}}));
+        assert_eq!(
+            v["Healthcheck"],
+            json!({"Test": ["CMD", "true"], "Interval": 5, "Retries": 2})
+        );
+        // An entrypoint from the request drops the image's Cmd; its health check values
+        // are kept where given.
+        let mut user: Config = obj(json!({"Entrypoint": ["echo"], "Healthcheck": {"Interval": 7}}));
         merge(&mut user, &image);
-        assert!(user.get("Cmd").is_none_or(Value::is_null));
+        assert_eq!(user.cmd, None);
+        let h = user.healthcheck.unwrap();
+        assert_eq!((h.interval, h.retries), (7, 2));
+        // An empty entrypoint (`--entrypoint ""`) clears the image's.
+        let with_ep: Config = obj(json!({"Entrypoint": ["/init"], "Cmd": ["x"]}));
+        let mut user: Config = obj(json!({"Entrypoint": [], "Cmd": ["sh"]}));
+        merge(&mut user, &with_ep);
+        assert_eq!(user.command_line(), ["sh"]);
     }
 
     #[test]
     fn restart_policy_checks() {
-        let hc = |v: Value| obj(v);
-        assert!(check_host_config(&hc(json!({"RestartPolicy": {"Name": "always"}}))).is_ok());
-        assert!(check_host_config(&hc(json!({"RestartPolicy": {"Name": "bogus"}}))).is_err());
+        let check = |v: Value| check_host_config(&obj(v));
+        assert!(check(json!({"RestartPolicy": {"Name": "always"}})).is_ok());
+        assert!(check(json!({"RestartPolicy": {"Name": "bogus"}})).is_err());
+        assert!(check(json!({"AutoRemove": true, "RestartPolicy": {"Name": "always"}})).is_err());
         assert!(
-            check_host_config(&hc(
-                json!({"AutoRemove": true, "RestartPolicy": {"Name": "always"}})
-            ))
-            .is_err()
+            check(json!({"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}})).is_ok()
         );
+        let e = check(json!({"RestartPolicy": {"Name": "always", "MaximumRetryCount": -1}}))
+            .unwrap_err();
         assert!(
-            check_host_config(&hc(
-                json!({"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}})
-            ))
-            .is_ok()
+            e.message.ends_with("and cannot be negative"),
+            "{}",
+            e.message
         );
     }
 }

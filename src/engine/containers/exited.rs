@@ -2,14 +2,14 @@
 //! <status>`): bring the store up to date, log the events, and clean up after a container that
 //! will not run again.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use crate::store::containers as rows;
 
 use super::super::{Engine, EngineError, ErrorKind, Result};
 use super::inspect::container_event;
+use super::rootfs;
 use super::state::{ContainerStatus, State, current};
-use super::{object, rootfs};
 
 /// The monitor's callback after an exit (`died`), an automatic restart (`restarted`) or a
 /// change of health status (`health`, with the new status in `arg`).
@@ -28,7 +28,7 @@ pub fn monitor_event(engine: &Engine, id: &str, what: &str, arg: Option<&str>) -
     engine
         .store()?
         .write(|tx| Ok::<_, EngineError>(rows::set_state(tx, &row.id, &s.to_text())?))?;
-    let hc = object(&row.host_config);
+    let hc = row.host_config();
     match what {
         "died" => {
             let mut extra = Map::new();
@@ -37,7 +37,7 @@ pub fn monitor_event(engine: &Engine, id: &str, what: &str, arg: Option<&str>) -
                 .store()?
                 .write(|tx| container_event(tx, "die", &row, extra))?;
             if s.status == ContainerStatus::Exited {
-                if hc.get("AutoRemove").and_then(Value::as_bool) == Some(true) {
+                if hc.auto_remove {
                     // Someone may have removed it already (docker rm -f races the exit).
                     return match super::remove::remove(engine, id, true) {
                         Err(e) if e.kind == ErrorKind::NotFound => Ok(()),

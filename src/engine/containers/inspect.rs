@@ -1,8 +1,6 @@
 //! How containers look from outside: `GET /containers/{id}/json`, `GET /containers/json` with
 //! its filters and status texts, and the attributes of container events.
 
-use std::collections::BTreeMap;
-
 use rusqlite::Transaction;
 use serde_json::{Map, Value, json};
 
@@ -14,24 +12,13 @@ use crate::util::digest_hex;
 use crate::util::time::{now_nanos, parse_query_time, rfc3339_nano};
 
 use super::super::{Engine, EngineError, Result};
+use super::resolve;
 use super::state::{ContainerStatus, State, current};
-use super::{object, resolve};
+use crate::model::Config;
 
 /// Path and Args as Docker splits the command (entrypoint + cmd).
-pub fn path_and_args(config: &Map<String, Value>) -> (String, Vec<String>) {
-    let strings = |k: &str| -> Vec<String> {
-        config
-            .get(k)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut all = strings("Entrypoint");
-    all.extend(strings("Cmd"));
+pub fn path_and_args(config: &Config) -> (String, Vec<String>) {
+    let mut all = config.command_line();
     if all.is_empty() {
         return (String::new(), Vec::new());
     }
@@ -103,10 +90,6 @@ pub fn status_text(s: &State, now: i64) -> String {
     }
 }
 
-fn labels(config: &Map<String, Value>) -> BTreeMap<String, String> {
-    crate::image::config::labels_of(config)
-}
-
 /// A container event with moby's attributes: image, name, labels, plus `extra`.
 pub fn container_event(
     tx: &Transaction,
@@ -114,9 +97,8 @@ pub fn container_event(
     row: &ContainerRow,
     extra: Map<String, Value>,
 ) -> Result<()> {
-    let config = object(&row.config);
     let mut attrs = Map::new();
-    for (k, v) in labels(&config) {
+    for (k, v) in row.config().labels() {
         attrs.insert(k, json!(v));
     }
     attrs.insert("image".into(), json!(row.image));
@@ -144,113 +126,6 @@ fn networks_json(mode: &str) -> Value {
     Value::Object(m)
 }
 
-fn network_mode(hc: &Map<String, Value>) -> String {
-    hc.get("NetworkMode")
-        .and_then(Value::as_str)
-        .filter(|m| !m.is_empty())
-        .unwrap_or("bridge")
-        .to_string()
-}
-
-/// HostConfig with the defaults Docker shows for fields the client left out.
-fn host_config_json(hc: &Map<String, Value>) -> Value {
-    let mut out = hc.clone();
-    let defaults = [
-        ("NetworkMode", json!("bridge")),
-        ("LogConfig", json!({"Type": "json-file", "Config": {}})),
-        (
-            "RestartPolicy",
-            json!({"Name": "no", "MaximumRetryCount": 0}),
-        ),
-        ("AutoRemove", json!(false)),
-        ("Privileged", json!(false)),
-        ("PublishAllPorts", json!(false)),
-        ("ReadonlyRootfs", json!(false)),
-        ("Binds", Value::Null),
-        ("PortBindings", json!({})),
-        ("ShmSize", json!(67_108_864)),
-        ("Runtime", json!("runc")),
-        ("IpcMode", json!("private")),
-        ("CgroupnsMode", json!("host")),
-        ("ConsoleSize", json!([0, 0])),
-        ("Isolation", json!("")),
-    ];
-    // Fields of moby's HostConfig (and its embedded Resources) without `omitempty`: a client
-    // that left them out (docker-py sends few) still sees them, with Go's zero values.
-    const ZERO_NULL: &[&str] = &[
-        "VolumesFrom",
-        "CapAdd",
-        "CapDrop",
-        "Dns",
-        "DnsOptions",
-        "DnsSearch",
-        "ExtraHosts",
-        "GroupAdd",
-        "Links",
-        "SecurityOpt",
-        "BlkioWeightDevice",
-        "BlkioDeviceReadBps",
-        "BlkioDeviceWriteBps",
-        "BlkioDeviceReadIOps",
-        "BlkioDeviceWriteIOps",
-        "Devices",
-        "DeviceCgroupRules",
-        "DeviceRequests",
-        "MemorySwappiness",
-        "OomKillDisable",
-        "PidsLimit",
-        "Ulimits",
-        "MaskedPaths",
-        "ReadonlyPaths",
-    ];
-    const ZERO_STR: &[&str] = &[
-        "ContainerIDFile",
-        "VolumeDriver",
-        "Cgroup",
-        "PidMode",
-        "UTSMode",
-        "UsernsMode",
-        "CgroupParent",
-        "CpusetCpus",
-        "CpusetMems",
-    ];
-    const ZERO_INT: &[&str] = &[
-        "OomScoreAdj",
-        "CpuShares",
-        "Memory",
-        "NanoCpus",
-        "BlkioWeight",
-        "CpuPeriod",
-        "CpuQuota",
-        "CpuRealtimePeriod",
-        "CpuRealtimeRuntime",
-        "MemoryReservation",
-        "MemorySwap",
-        "CpuCount",
-        "CpuPercent",
-        "IOMaximumIOps",
-        "IOMaximumBandwidth",
-    ];
-    for k in ZERO_NULL {
-        out.entry(*k).or_insert(Value::Null);
-    }
-    for k in ZERO_STR {
-        out.entry(*k).or_insert(json!(""));
-    }
-    for k in ZERO_INT {
-        out.entry(*k).or_insert(json!(0));
-    }
-    for (k, v) in defaults {
-        let missing = out.get(k).is_none_or(|x| {
-            x.is_null() || x.as_str() == Some("") || (k == "ShmSize" && x.as_i64() == Some(0))
-        });
-        if missing {
-            out.insert(k.into(), v);
-        }
-    }
-    Value::Object(out)
-}
-
 /// `GET /containers/{id}/json`.
 pub fn inspect(engine: &Engine, name: &str) -> Result<Value> {
     let paths = engine.paths().clone();
@@ -262,8 +137,8 @@ pub fn inspect(engine: &Engine, name: &str) -> Result<Value> {
     })?;
     let stored = State::parse(&row.state);
     let state = current(&paths, &row.id, &stored);
-    let config = object(&row.config);
-    let hc = object(&row.host_config);
+    let config = row.config();
+    let hc = row.host_config();
     let (path, args) = path_and_args(&config);
     let dir = paths.container_dir(&row.id);
     let lower: Vec<String> = layers
@@ -282,7 +157,7 @@ pub fn inspect(engine: &Engine, name: &str) -> Result<Value> {
     } else {
         super::log_path(engine, &row.id).display().to_string()
     };
-    let mode = network_mode(&hc);
+    let mode = hc.network_mode().to_string();
     let started = state.started_at != 0;
     let file = |n: &str| {
         if started {
@@ -310,7 +185,7 @@ pub fn inspect(engine: &Engine, name: &str) -> Result<Value> {
         "ProcessLabel": "",
         "AppArmorProfile": "",
         "ExecIDs": null,
-        "HostConfig": host_config_json(&hc),
+        "HostConfig": hc.for_inspect(),
         "GraphDriver": {
             "Data": {
                 "LowerDir": lower.join(":"),
@@ -334,7 +209,7 @@ pub fn inspect(engine: &Engine, name: &str) -> Result<Value> {
 }
 
 /// moby's `Command` column: path and args, args with spaces in single quotes.
-fn command_text(config: &Map<String, Value>) -> String {
+fn command_text(config: &Config) -> String {
     let (path, args) = path_and_args(config);
     if args.is_empty() {
         return path;
@@ -436,8 +311,8 @@ pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result
     let mut out = Vec::new();
     for row in rows {
         let state = current(&paths, &row.id, &State::parse(&row.state));
-        let config = object(&row.config);
-        let hc = object(&row.host_config);
+        let config = row.config();
+        let labels = config.labels();
         let status = if state.paused && state.status == ContainerStatus::Running {
             "paused".to_string()
         } else {
@@ -473,7 +348,7 @@ pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result
         if filters.contains("id") && !filters.values("id").iter().any(|p| regex_like(p, &row.id)) {
             continue;
         }
-        if filters.contains("label") && !filters.match_kv("label", &labels(&config)) {
+        if filters.contains("label") && !filters.match_kv("label", &labels) {
             continue;
         }
         if filters.contains("ancestor")
@@ -486,7 +361,7 @@ pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result
         {
             continue;
         }
-        let mode = network_mode(&hc);
+        let mode = row.host_config().network_mode().to_string();
         out.push(json!({
             "Id": row.id,
             "Names": [format!("/{}", row.name)],
@@ -495,7 +370,7 @@ pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result
             "Command": command_text(&config),
             "Created": row.created.div_euclid(1_000_000_000),
             "Ports": [],
-            "Labels": labels(&config),
+            "Labels": labels,
             "State": status,
             "Status": status_text(&state, now),
             "HostConfig": {"NetworkMode": mode},
@@ -557,7 +432,10 @@ mod tests {
     #[test]
     fn commands_and_names() {
         let c = json!({"Entrypoint": null, "Cmd": ["sh", "-c", "exit 3"]});
-        assert_eq!(command_text(c.as_object().unwrap()), "sh -c 'exit 3'");
+        assert_eq!(
+            command_text(&serde_json::from_value(c).unwrap()),
+            "sh -c 'exit 3'"
+        );
         assert!(regex_like("^web$", "web"));
         assert!(!regex_like("^web$", "web2"));
         assert!(regex_like("eb", "web"));

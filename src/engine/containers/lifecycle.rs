@@ -231,21 +231,14 @@ pub fn stop(
     if !state.is_running() {
         return Ok(false);
     }
-    let config = super::object(&row.config);
+    let config = row.config();
     let stop_signal = signal
         .filter(|s| !s.is_empty())
         .map(String::from)
-        .or_else(|| {
-            config
-                .get("StopSignal")
-                .and_then(|v| v.as_str())
-                .map(String::from)
-        })
+        .or_else(|| Some(config.stop_signal).filter(|s| !s.is_empty()))
         .unwrap_or_else(|| "SIGTERM".into());
     let sig = signal_number(&stop_signal)?;
-    let timeout = timeout
-        .or_else(|| config.get("StopTimeout").and_then(|v| v.as_i64()))
-        .unwrap_or(10);
+    let timeout = timeout.or(config.stop_timeout).unwrap_or(10);
     mark_stop_requested(engine, &row.id)?;
     let mut extra = Map::new();
     extra.insert("signal".into(), json!(sig.to_string()));

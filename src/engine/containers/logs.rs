@@ -12,8 +12,8 @@ use serde_json::Value;
 use crate::util::time::parse_rfc3339;
 
 use super::super::{Engine, EngineError, ErrorKind, Result};
+use super::resolve;
 use super::state::{State, current};
-use super::{object, resolve};
 
 #[derive(Clone, Default)]
 pub struct LogOptions {
@@ -52,9 +52,7 @@ pub fn open(engine: &Engine, name: &str, opts: &LogOptions) -> Result<LogSource>
         ));
     }
     let row = engine.store()?.read(|tx| resolve(tx, name))?;
-    let config = object(&row.config);
-    let hc = object(&row.host_config);
-    let log = super::log_settings(&hc);
+    let log = super::log_settings(&row.host_config());
     if log.driver == "none" {
         return Err(EngineError::new(
             ErrorKind::NotImplemented,
@@ -62,7 +60,7 @@ pub fn open(engine: &Engine, name: &str, opts: &LogOptions) -> Result<LogSource>
         ));
     }
     Ok(LogSource {
-        tty: config.get("Tty").and_then(Value::as_bool).unwrap_or(false),
+        tty: row.config().tty,
         path: super::log_path(engine, &row.id),
         id: row.id,
         max_file: log.max_file,

@@ -19,10 +19,9 @@ pub mod state;
 use std::fs::File;
 use std::path::Path;
 
-use rusqlite::Transaction;
-use serde_json::{Map, Value};
-
+use crate::model::{Config, HostConfig};
 use crate::store::containers::{self as rows, ContainerRow};
+use rusqlite::Transaction;
 
 use super::{Engine, EngineError, Result};
 
@@ -61,12 +60,29 @@ pub fn resolve(tx: &Transaction, name: &str) -> Result<ContainerRow> {
     Err(EngineError::not_found(format!("No such container: {name}")))
 }
 
-/// Parse a JSON object stored as text.
-pub fn object(text: &str) -> Map<String, Value> {
-    match serde_json::from_str(text) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
+/// A stored `Config` or `HostConfig`. Rows written before the typed model (JSON as clients
+/// sent it) decode with the same lenient rules; what cannot be read counts as unset rather
+/// than making the container unusable.
+fn from_stored<T: serde::de::DeserializeOwned + Default>(id: &str, what: &str, text: &str) -> T {
+    serde_json::from_str(text).unwrap_or_else(|e| {
+        tracing::warn!(%id, error = %e, "unreadable stored {what}");
+        T::default()
+    })
+}
+
+/// The typed views of a stored container.
+impl ContainerRow {
+    pub fn config(&self) -> Config {
+        from_stored(&self.id, "Config", &self.config_json)
     }
+    pub fn host_config(&self) -> HostConfig {
+        from_stored(&self.id, "HostConfig", &self.host_config_json)
+    }
+}
+
+/// How `Config` and `HostConfig` are stored: as they serialise.
+pub fn to_stored<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| EngineError::internal(e.to_string()))
 }
 
 /// `HostConfig.LogConfig` as berth uses it: the driver (`json-file` unless set) and the
@@ -77,23 +93,14 @@ pub struct LogSettings {
     pub max_file: usize,
 }
 
-pub fn log_settings(hc: &Map<String, Value>) -> LogSettings {
-    let log = hc.get("LogConfig");
-    let opt = |k: &str| {
-        log.and_then(|l| l.get("Config"))
-            .and_then(|c| c.get(k))
-            .and_then(Value::as_str)
-            .map(String::from)
-    };
+pub fn log_settings(hc: &HostConfig) -> LogSettings {
     LogSettings {
-        driver: log
-            .and_then(|l| l.get("Type"))
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .unwrap_or("json-file")
-            .to_string(),
-        max_size: opt("max-size"),
-        max_file: opt("max-file").and_then(|s| s.parse().ok()).unwrap_or(1),
+        driver: hc.log_driver().to_string(),
+        max_size: hc.log_opt("max-size").map(String::from),
+        max_file: hc
+            .log_opt("max-file")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1),
     }
 }
 

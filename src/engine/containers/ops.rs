@@ -12,9 +12,10 @@ use super::cgroup_stats::{self, Sample};
 
 pub type SampleOf = Sample;
 use super::inspect::container_event;
+use super::resolve;
 use super::state::{ContainerStatus, State, current};
-use super::{object, resolve};
 use crate::engine::{Engine, EngineError, Result};
+use crate::model::UpdateConfig;
 
 /// The container's record and its state now.
 pub fn load(engine: &Engine, name: &str) -> Result<(ContainerRow, State)> {
@@ -262,42 +263,38 @@ pub fn sample(row: &ContainerRow) -> (i64, Sample) {
 
 // ---- update ----
 
-fn int(body: &Map<String, Value>, k: &str) -> Option<i64> {
-    body.get(k).and_then(Value::as_i64)
-}
-
 /// `POST /containers/{id}/update`.
-pub fn update(engine: &Engine, name: &str, body: Map<String, Value>) -> Result<Value> {
+pub fn update(engine: &Engine, name: &str, body: UpdateConfig) -> Result<Value> {
     let row = engine.store()?.read(|tx| resolve(tx, name))?;
     let _lock = engine.lock_container(&row.id)?;
     let state = state_of(engine, &row.id)?;
-    let mut hc = object(&row.host_config);
+    let mut hc = row.host_config();
     let cannot =
         |msg: String| EngineError::invalid(format!("Cannot update container {}: {msg}", row.id));
 
     // Restart policy: only a named one replaces the stored one (effective at the next start).
-    if let Some(policy) = body.get("RestartPolicy").and_then(Value::as_object) {
-        let pname = policy.get("Name").and_then(Value::as_str).unwrap_or("");
-        if !pname.is_empty() {
-            if hc.get("AutoRemove").and_then(Value::as_bool) == Some(true) && pname != "no" {
-                return Err(cannot(
-                    "Restart policy cannot be updated because AutoRemove is enabled for the container"
-                        .into(),
-                ));
-            }
-            hc.insert("RestartPolicy".into(), Value::Object(policy.clone()));
+    let policy = body.restart_policy;
+    if !policy.name.is_empty() {
+        if hc.auto_remove && policy.name != "no" {
+            return Err(cannot(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                    .into(),
+            ));
         }
+        hc.restart_policy = policy;
     }
 
-    let memory = int(&body, "Memory").filter(|v| *v != 0);
-    let swap = int(&body, "MemorySwap").filter(|v| *v != 0);
+    let given = &body.resources;
+    let set = |v: i64| Some(v).filter(|v| *v != 0);
+    let memory = set(given.memory);
+    let swap = set(given.memory_swap);
     if let Some(m) = memory
         && m > 0
         && m < 6 * 1024 * 1024
     {
         return Err(EngineError::invalid("Minimum memory limit allowed is 6MB"));
     }
-    let old_swap = hc.get("MemorySwap").and_then(Value::as_i64).unwrap_or(0);
+    let old_swap = hc.resources.memory_swap;
     if let Some(m) = memory
         && swap.is_none()
         && old_swap > 0
@@ -305,21 +302,15 @@ pub fn update(engine: &Engine, name: &str, body: Map<String, Value>) -> Result<V
     {
         return Err(cannot("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time".into()));
     }
-    let reservation = int(&body, "MemoryReservation").filter(|v| *v != 0);
-    let shares = int(&body, "CpuShares").filter(|v| *v != 0);
-    let mut quota = int(&body, "CpuQuota").filter(|v| *v != 0);
-    let mut period = int(&body, "CpuPeriod").filter(|v| *v != 0);
-    let nano = int(&body, "NanoCpus").filter(|v| *v != 0);
-    let cpus = body
-        .get("CpusetCpus")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
-    let mems = body
-        .get("CpusetMems")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
-    let pids = int(&body, "PidsLimit");
-    let weight = int(&body, "BlkioWeight").filter(|v| *v != 0);
+    let reservation = set(given.memory_reservation);
+    let shares = set(given.cpu_shares);
+    let mut quota = set(given.cpu_quota);
+    let mut period = set(given.cpu_period);
+    let nano = set(given.nano_cpus);
+    let cpus = Some(given.cpuset_cpus.as_str()).filter(|s| !s.is_empty());
+    let mems = Some(given.cpuset_mems.as_str()).filter(|s| !s.is_empty());
+    let pids = given.pids_limit;
+    let weight = set(i64::from(given.blkio_weight));
     if nano.is_some() && (quota.is_some() || period.is_some()) {
         return Err(cannot(
             "Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set"
@@ -327,28 +318,31 @@ pub fn update(engine: &Engine, name: &str, body: Map<String, Value>) -> Result<V
         ));
     }
 
-    for (k, v) in [
-        ("Memory", memory),
-        ("MemorySwap", swap),
-        ("MemoryReservation", reservation),
-        ("CpuShares", shares),
-        ("CpuQuota", quota),
-        ("CpuPeriod", period),
-        ("NanoCpus", nano),
-        ("BlkioWeight", weight),
+    let stored = &mut hc.resources;
+    for (field, v) in [
+        (&mut stored.memory, memory),
+        (&mut stored.memory_swap, swap),
+        (&mut stored.memory_reservation, reservation),
+        (&mut stored.cpu_shares, shares),
+        (&mut stored.cpu_quota, quota),
+        (&mut stored.cpu_period, period),
+        (&mut stored.nano_cpus, nano),
     ] {
         if let Some(v) = v {
-            hc.insert(k.into(), json!(v));
+            *field = v;
         }
     }
+    if weight.is_some() {
+        stored.blkio_weight = given.blkio_weight;
+    }
     if let Some(p) = pids {
-        hc.insert("PidsLimit".into(), json!(if p <= 0 { 0 } else { p }));
+        stored.pids_limit = Some(p.max(0));
     }
     if let Some(c) = cpus {
-        hc.insert("CpusetCpus".into(), json!(c));
+        stored.cpuset_cpus = c.to_string();
     }
     if let Some(m) = mems {
-        hc.insert("CpusetMems".into(), json!(m));
+        stored.cpuset_mems = m.to_string();
     }
 
     if state.status == ContainerStatus::Running {
@@ -414,7 +408,7 @@ pub fn update(engine: &Engine, name: &str, body: Map<String, Value>) -> Result<V
         }
     }
 
-    let text = serde_json::to_string(&Value::Object(hc)).unwrap_or_default();
+    let text = super::to_stored(&hc)?;
     engine.store()?.write(|tx| {
         rows::set_host_config(tx, &row.id, &text)?;
         container_event(tx, "update", &row, Map::new())

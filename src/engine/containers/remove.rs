@@ -124,7 +124,7 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<Value> {
         if state.is_running() || until.is_some_and(|u| row.created > u) {
             continue;
         }
-        let labels = crate::image::config::labels_of(&super::object(&row.config));
+        let labels = row.config().labels();
         if !crate::engine::images::prune_labels_match(filters, &labels) {
             continue;
         }

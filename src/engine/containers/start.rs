@@ -13,7 +13,8 @@ use crate::store::containers::{self as rows, ContainerRow};
 use super::super::{Engine, EngineError, ErrorKind, Result};
 use super::inspect::container_event;
 use super::state::{ContainerStatus, State, current};
-use super::{object, resolve, rootfs};
+use super::{resolve, rootfs};
+use crate::model::HostConfig;
 
 /// Where the monitor binary is: beside the running `berth`.
 fn monitor_bin() -> Result<PathBuf> {
@@ -50,12 +51,7 @@ fn namespace(engine: &Engine, mode: &str, kind: &str) -> Result<NamespaceMode> {
 }
 
 /// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container, written into its folder.
-fn write_etc(
-    dir: &Path,
-    hostname: &str,
-    host_network: bool,
-    hc: &Map<String, Value>,
-) -> Result<EtcFiles> {
+fn write_etc(dir: &Path, hostname: &str, host_network: bool, hc: &HostConfig) -> Result<EtcFiles> {
     let hostname_path = dir.join("hostname");
     std::fs::write(&hostname_path, format!("{hostname}\n"))?;
     let hosts_path = dir.join("hosts");
@@ -64,13 +60,7 @@ fn write_etc(
     } else {
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string()
     };
-    for extra in hc
-        .get("ExtraHosts")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
+    for extra in hc.extra_hosts.iter().flatten() {
         // host:ip (or host=ip in newer clients)
         if let Some((h, ip)) = extra.split_once('=').or_else(|| extra.split_once(':')) {
             hosts.push_str(&format!("{ip}\t{h}\n"));
@@ -79,29 +69,10 @@ fn write_etc(
     std::fs::write(&hosts_path, hosts)?;
     let resolv_path = dir.join("resolv.conf");
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let dns: Vec<&str> = hc
-        .get("Dns")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    let search: Vec<&str> = hc
-        .get("DnsSearch")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    let options: Vec<&str> = hc
-        .get("DnsOptions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let search = hc.dns_search.clone().unwrap_or_default();
+    let options = hc.dns_options.clone().unwrap_or_default();
     let mut out = String::new();
-    let mut servers: Vec<String> = dns.iter().map(|s| s.to_string()).collect();
+    let mut servers = hc.dns.clone().unwrap_or_default();
     if servers.is_empty() {
         servers = host_resolv
             .lines()
@@ -164,13 +135,13 @@ pub fn start(engine: &Engine, name: &str) -> Result<bool> {
     if state.is_running() {
         return Ok(false);
     }
-    let hc = object(&row.host_config);
+    let hc = row.host_config();
     let result = launch(engine, &row, &stored, &state, &hc);
     drop(_lock);
     // moby: a start that fails removes an AutoRemove container, so that a client waiting
     // for `condition=removed` (docker run --rm) is answered instead of waiting forever.
     if result.is_err()
-        && hc.get("AutoRemove").and_then(Value::as_bool) == Some(true)
+        && hc.auto_remove
         && let Err(e) = super::remove::remove(engine, &row.id, true)
     {
         tracing::warn!(id = %row.id, error = %e.message, "removing an AutoRemove container whose start failed");
@@ -184,9 +155,9 @@ fn launch(
     row: &ContainerRow,
     stored: &State,
     state: &State,
-    hc: &Map<String, Value>,
+    hc: &HostConfig,
 ) -> Result<bool> {
-    let config = object(&row.config);
+    let config = row.config();
     let paths = engine.paths().clone();
     let dir = paths.container_dir(&row.id);
     let run = paths.container_run_dir(&row.id);
@@ -203,25 +174,20 @@ fn launch(
     }
 
     let root = rootfs::setup(engine, &row.id, &row.image_id)?;
-    let net_mode = hc
-        .get("NetworkMode")
-        .and_then(Value::as_str)
-        .unwrap_or("bridge");
-    let hostname = config
-        .get("Hostname")
-        .and_then(Value::as_str)
-        .unwrap_or(&row.id[..12])
-        .to_string();
+    let net_mode = hc.network_mode();
+    let hostname = match config.hostname.as_str() {
+        "" => row.id[..12].to_string(),
+        h => h.to_string(),
+    };
     let result = (|| -> Result<launch::StartReport> {
         let etc = write_etc(&dir, &hostname, net_mode == "host", hc)?;
-        let mode = |k: &str| hc.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let namespaces = NamespaceModes {
             network: namespace(engine, net_mode, "net")?,
-            ipc: namespace(engine, &mode("IpcMode"), "ipc")?,
-            pid: namespace(engine, &mode("PidMode"), "pid")?,
-            uts: namespace(engine, &mode("UTSMode"), "uts")?,
+            ipc: namespace(engine, &hc.ipc_mode, "ipc")?,
+            pid: namespace(engine, &hc.pid_mode, "pid")?,
+            uts: namespace(engine, &hc.uts_mode, "uts")?,
         };
-        let init = if hc.get("Init").and_then(Value::as_bool) == Some(true) {
+        let init = if hc.init == Some(true) {
             Some(init_binary().ok_or_else(|| {
                 EngineError::internal("--init needs catatonit or tini on the host")
             })?)
@@ -258,7 +224,7 @@ fn launch(
             .map(parse_size)
             .transpose()?
             .unwrap_or(0);
-        let policy = hc.get("RestartPolicy");
+        let policy = &hc.restart_policy;
         let me = std::env::current_exe()?;
         let monitor_config = json!({
             "id": row.id,
@@ -271,12 +237,12 @@ fn launch(
                 "max_size": max_size,
                 "max_file": log.max_file.max(1),
             },
-            "tty": config.get("Tty").and_then(Value::as_bool).unwrap_or(false),
-            "open_stdin": config.get("OpenStdin").and_then(Value::as_bool).unwrap_or(false),
-            "stdin_once": config.get("StdinOnce").and_then(Value::as_bool).unwrap_or(false),
+            "tty": config.tty,
+            "open_stdin": config.open_stdin,
+            "stdin_once": config.stdin_once,
             "restart": {
-                "name": policy.and_then(|p| p.get("Name")).and_then(Value::as_str).filter(|n| !n.is_empty()).unwrap_or("no"),
-                "max_retries": policy.and_then(|p| p.get("MaximumRetryCount")).and_then(Value::as_i64).unwrap_or(0),
+                "name": if policy.is_none() { "no" } else { policy.name.as_str() },
+                "max_retries": policy.maximum_retry_count,
             },
             "event_command": [
                 me, "internal", "container-event",
@@ -284,8 +250,8 @@ fn launch(
                 "--runtime", engine.config().runtime, row.id,
             ],
             // Health checks run in the monitor; earlier results stay in the log.
-            "healthcheck": config.get("Healthcheck"),
-            "shell": config.get("Shell"),
+            "healthcheck": config.healthcheck,
+            "shell": config.shell,
             "health": state.health,
         });
         std::fs::write(

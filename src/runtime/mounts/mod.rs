@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 mod user;
 
-use super::{HostInfo, SpecError, get, get_bool, get_str};
+use super::{HostInfo, SpecError};
 pub use user::{BindSpec, parse_bind};
 pub(crate) use user::{merge_tmpfs_options, user_mounts};
 
@@ -174,7 +174,7 @@ pub(crate) struct MountContext<'a> {
 
 /// The final mount list and the rootfs propagation it needs (if any).
 pub(crate) fn build_mounts(
-    hc: &Map<String, Value>,
+    hc: &crate::model::HostConfig,
     ctx: &MountContext,
 ) -> Result<(Vec<Mount>, Option<String>), SpecError> {
     let mut user = Vec::new();
@@ -395,8 +395,8 @@ mod tests {
         HostInfo::for_tests(vec![])
     }
 
-    fn hc(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn hc<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
     }
 
     fn ctx<'a>(host: &'a HostInfo, etc: &'a EtcFiles) -> MountContext<'a> {
@@ -580,7 +580,7 @@ mod tests {
     fn shm_variants_readonly_and_privileged() {
         let h = host();
         let etc = EtcFiles::default();
-        let empty = Map::new();
+        let empty = crate::model::HostConfig::default();
         let mut c = ctx(&h, &etc);
         c.ipc_none = true;
         let (m, _) = build_mounts(&empty, &c).unwrap();

@@ -2,6 +2,8 @@
 //! Docker's rules and texts.
 
 use super::*;
+use crate::model::mount::TmpfsOptions;
+use crate::model::{HostConfig, Mount as ApiMount};
 
 pub(super) fn valid_mount_mode(mode: &str) -> bool {
     if mode.is_empty() {
@@ -114,7 +116,7 @@ pub(super) fn mount_config_err(typ: &str, e: impl std::fmt::Display) -> SpecErro
 
 /// Docker's `ConvertTmpfsOptions` for `Mounts[].TmpfsOptions`.
 pub(crate) fn convert_tmpfs_options(
-    opts: Option<&Map<String, Value>>,
+    opts: Option<&TmpfsOptions>,
     read_only: bool,
 ) -> Result<String, String> {
     let mut raw: Vec<String> = Vec::new();
@@ -122,11 +124,11 @@ pub(crate) fn convert_tmpfs_options(
         raw.push("ro".into());
     }
     if let Some(o) = opts {
-        let mode = get(o, "Mode").and_then(Value::as_u64).unwrap_or(0);
+        let mode = o.mode;
         if mode != 0 {
             raw.push(format!("mode={mode:o}"));
         }
-        let size = get(o, "SizeBytes").and_then(Value::as_i64).unwrap_or(0);
+        let size = o.size_bytes;
         if size != 0 {
             let (mut n, mut suffix) = (size, "");
             for (s, d) in [("g", 1i64 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
@@ -138,12 +140,8 @@ pub(crate) fn convert_tmpfs_options(
             }
             raw.push(format!("size={n}{suffix}"));
         }
-        if let Some(Value::Array(list)) = get(o, "Options") {
-            for opt in list {
-                let parts: Vec<&str> = opt
-                    .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
+        if let Some(list) = &o.options {
+            for parts in list {
                 if parts.is_empty() || parts.len() > 2 {
                     return Err("invalid option array length".into());
                 }
@@ -234,7 +232,7 @@ pub(crate) fn merge_tmpfs_options(options: &[String]) -> Result<Vec<String>, Spe
 /// Collects the user mounts from `Binds`, `Mounts` and `Tmpfs` with Docker's validation.
 /// `create_missing` makes missing `Binds` sources as directories (done at start, not at create).
 pub(crate) fn user_mounts(
-    hc: &Map<String, Value>,
+    hc: &HostConfig,
     create_missing: bool,
 ) -> Result<Vec<UserMount>, SpecError> {
     let mut tmpfs: Vec<UserMount> = Vec::new();
@@ -242,20 +240,20 @@ pub(crate) fn user_mounts(
     let mut dests: HashSet<String> = HashSet::new();
 
     // HostConfig.Tmpfs: {"/run": "rw,noexec,size=65536k"}
-    if let Some(Value::Object(t)) = get(hc, "Tmpfs") {
+    if let Some(t) = &hc.tmpfs {
         for (dest, data) in t {
             validate_not_root_absolute(dest).map_err(SpecError::invalid)?;
             tmpfs.push(UserMount::Tmpfs {
                 destination: clean_path(dest),
-                data: data.as_str().unwrap_or("").to_string(),
+                data: data.clone(),
             });
         }
     }
     let tmpfs_dests: HashSet<String> = tmpfs.iter().map(|m| m.destination().to_string()).collect();
 
     // HostConfig.Binds
-    for raw in crate::runtime::get_strings(hc, "Binds")? {
-        let b = parse_bind(&raw)?;
+    for raw in hc.binds.iter().flatten() {
+        let b = parse_bind(raw)?;
         if !dests.insert(b.destination.clone()) {
             return Err(SpecError::invalid(format!(
                 "Duplicate mount point: {}",
@@ -277,14 +275,8 @@ pub(crate) fn user_mounts(
     }
 
     // HostConfig.Mounts
-    if let Some(v) = get(hc, "Mounts") {
-        let list = v
-            .as_array()
-            .ok_or_else(|| SpecError::invalid("invalid value for Mounts"))?;
+    if let Some(list) = &hc.mounts {
         for m in list {
-            let m = m
-                .as_object()
-                .ok_or_else(|| SpecError::invalid("invalid value in Mounts"))?;
             let um = parse_api_mount(m, create_missing)?;
             let dest = um.destination().to_string();
             if !dests.insert(dest.clone()) {
@@ -324,36 +316,31 @@ pub(super) fn create_bind_source(source: &str) -> Result<(), SpecError> {
 }
 
 /// One entry of `HostConfig.Mounts`.
-pub(super) fn parse_api_mount(
-    m: &Map<String, Value>,
-    create_missing: bool,
-) -> Result<UserMount, SpecError> {
-    let typ = get_str(m, "Type");
+pub(super) fn parse_api_mount(m: &ApiMount, create_missing: bool) -> Result<UserMount, SpecError> {
+    let typ = m.r#type.as_str();
     let err = |e: String| mount_config_err(typ, e);
-    for (field, owner) in [
-        ("BindOptions", "bind"),
-        ("VolumeOptions", "volume"),
-        ("ImageOptions", "image"),
-        ("TmpfsOptions", "tmpfs"),
-        ("ClusterOptions", "cluster"),
+    for (field, owner, given) in [
+        ("BindOptions", "bind", m.bind_options.is_some()),
+        ("VolumeOptions", "volume", m.volume_options.is_some()),
+        ("ImageOptions", "image", m.image_options.is_some()),
+        ("TmpfsOptions", "tmpfs", m.tmpfs_options.is_some()),
+        ("ClusterOptions", "cluster", m.cluster_options.is_some()),
     ] {
-        if typ != owner && get(m, field).is_some() {
+        if typ != owner && given {
             return Err(err(format!("field {field} must not be specified")));
         }
     }
-    let target = get_str(m, "Target");
+    let target = m.target.as_str();
     validate_target(target).map_err(err)?;
-    let source = get_str(m, "Source");
-    let read_only = get_bool(m, "ReadOnly");
+    let source = m.source.as_str();
+    let read_only = m.read_only;
     match typ {
         "bind" => {
             if source.is_empty() {
                 return Err(err("field Source must not be empty".into()));
             }
-            let opts = get(m, "BindOptions").and_then(Value::as_object);
-            let opt_str = |k: &str| opts.map(|o| get_str(o, k)).unwrap_or("");
-            let opt_bool = |k: &str| opts.map(|o| get_bool(o, k)).unwrap_or(false);
-            let propagation = opt_str("Propagation");
+            let opts = m.bind_options.clone().unwrap_or_default();
+            let propagation = opts.propagation.as_str();
             if !propagation.is_empty() && !PROPAGATIONS.contains(&propagation) {
                 return Err(err(format!("invalid propagation mode: {propagation}")));
             }
@@ -362,7 +349,7 @@ pub(super) fn parse_api_mount(
                     "invalid mount path: '{source}' mount path must be absolute"
                 )));
             }
-            let create = opt_bool("CreateMountpoint");
+            let create = opts.create_mountpoint;
             if !Path::new(source).exists() {
                 if !create {
                     return Err(err(format!("bind source path does not exist: {source}")));
@@ -371,10 +358,7 @@ pub(super) fn parse_api_mount(
                     create_bind_source(source)?;
                 }
             }
-            let (ro_nr, ro_fr) = (
-                opt_bool("ReadOnlyNonRecursive"),
-                opt_bool("ReadOnlyForceRecursive"),
-            );
+            let (ro_nr, ro_fr) = (opts.read_only_non_recursive, opts.read_only_force_recursive);
             if !read_only && ro_nr {
                 return Err(SpecError::invalid(
                     "mount options conflict: !ReadOnly && BindOptions.ReadOnlyNonRecursive",
@@ -400,7 +384,7 @@ pub(super) fn parse_api_mount(
                     propagation
                 }
                 .to_string(),
-                non_recursive: opt_bool("NonRecursive"),
+                non_recursive: opts.non_recursive,
                 ro_non_recursive: ro_nr,
                 ro_force_recursive: ro_fr,
             })
@@ -409,9 +393,7 @@ pub(super) fn parse_api_mount(
             if !source.is_empty() {
                 return Err(err("field Source must not be specified".into()));
             }
-            let data =
-                convert_tmpfs_options(get(m, "TmpfsOptions").and_then(Value::as_object), read_only)
-                    .map_err(err)?;
+            let data = convert_tmpfs_options(m.tmpfs_options.as_ref(), read_only).map_err(err)?;
             Ok(UserMount::Tmpfs {
                 destination: clean_path(target),
                 data,
