@@ -3,11 +3,12 @@
 use bytes::Bytes;
 use hyper::{Request, StatusCode, body::Incoming};
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::engine::containers::exec::{self as ex, Mode, Session};
+use crate::model::{ExecOptions, ExecStartOptions};
 
 use super::Ctx;
 use super::json_body;
@@ -20,16 +21,12 @@ const BODY_LIMIT: usize = 1 << 20;
 pub async fn create(ctx: &Ctx, id: String, req: Request<Incoming>) -> ApiResult {
     let (parts, body) = req.into_parts();
     let bytes = read_body(body, BODY_LIMIT).await?;
-    let body = json_body::object(&parts.headers, &bytes)?;
-    if let Some(k) = body
-        .get("DetachKeys")
-        .and_then(Value::as_str)
-        .filter(|k| !k.is_empty())
-    {
-        super::attach::detach_keys(k)?;
+    let body: ExecOptions = json_body::typed(&parts.headers, &bytes, "ExecOptions")?;
+    if !body.detach_keys.is_empty() {
+        super::attach::detach_keys(&body.detach_keys)?;
     }
     let engine = ctx.engine.clone();
-    let eid = blocking(move || ex::create(&engine, &id, &body)).await?;
+    let eid = blocking(move || ex::create(&engine, &id, body)).await?;
     Ok(json(StatusCode::CREATED, &json!({"Id": eid})))
 }
 
@@ -102,17 +99,10 @@ async fn pump_output<W: AsyncWrite + Unpin>(
 pub async fn start(ctx: &Ctx, id: String, req: Request<Incoming>) -> ApiResult {
     let (mut parts, body) = req.into_parts();
     let bytes = read_body(body, BODY_LIMIT).await?;
-    let body = json_body::object(&parts.headers, &bytes)?;
-    let detach = body.get("Detach").and_then(Value::as_bool).unwrap_or(false);
-    let start_tty = body.get("Tty").and_then(Value::as_bool).unwrap_or(false);
-    let console_size = body
-        .get("ConsoleSize")
-        .and_then(Value::as_array)
-        .and_then(|a| {
-            let h = a.first()?.as_u64()? as u32;
-            let w = a.get(1)?.as_u64()? as u32;
-            (h > 0 && w > 0).then_some([h, w])
-        });
+    let body: ExecStartOptions = json_body::typed(&parts.headers, &bytes, "ExecStartOptions")?;
+    let detach = body.detach;
+    let start_tty = body.tty;
+    let console_size = crate::model::exec::console_size(body.console_size);
     let upgrade = super::response::wants_tcp_upgrade(&parts.headers);
     let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
 

@@ -44,6 +44,17 @@ pub fn object(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, Ap
     }
 }
 
+/// Decode a JSON object body into one of the model's types, with Go's texts for wrong types.
+pub fn typed<T: serde::de::DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: &[u8],
+    section: &str,
+) -> Result<T, ApiError> {
+    let m = object(headers, body)?;
+    crate::model::create::decode(section, Value::Object(m))
+        .map_err(|e| ApiError::bad_request(e.message))
+}
+
 /// Go's decoder refuses a number that does not fit the field's integer type; without that
 /// check a `1e30` would be stored and break every client that reads it back.
 const CREATE_INTEGERS: &[(&str, &[&str])] = &[

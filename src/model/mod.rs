@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod create;
+pub mod exec;
 pub mod host_config;
 pub mod lenient;
 pub mod mount;
@@ -13,6 +14,7 @@ pub mod resources;
 
 pub use config::{Config, HealthConfig};
 pub use create::{CreateRequest, DecodeError};
+pub use exec::{ExecOptions, ExecStartOptions};
 pub use host_config::{HostConfig, LogConfig, PortBinding, RestartPolicy};
 pub use mount::Mount;
 pub use network::{EndpointSettings, NetworkingConfig};

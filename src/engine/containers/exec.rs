@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+
+use crate::model::ExecOptions;
 use tokio::sync::{mpsc, oneshot};
 
 use super::inspect::container_event;
@@ -220,28 +222,6 @@ pub fn find(engine: &Engine, eid: &str) -> Result<ExecRecord> {
     Err(missing())
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(String::from))
-            .collect(),
-        Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
-        _ => Vec::new(),
-    }
-}
-
-fn flag(body: &Map<String, Value>, k: &str) -> bool {
-    body.get(k).and_then(Value::as_bool).unwrap_or(false)
-}
-
-fn text(body: &Map<String, Value>, k: &str) -> String {
-    body.get(k)
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string()
-}
-
 fn running_container(
     engine: &Engine,
     name: &str,
@@ -278,41 +258,34 @@ fn event(engine: &Engine, cid: &str, action: &str, extra: Map<String, Value>) {
 }
 
 /// `POST /containers/{id}/exec`.
-pub fn create(engine: &Engine, name: &str, body: &Map<String, Value>) -> Result<String> {
+pub fn create(engine: &Engine, name: &str, body: ExecOptions) -> Result<String> {
     let row = running_container(engine, name)?;
-    let cmd = strings(body.get("Cmd"));
+    let cmd = body.cmd.unwrap_or_default();
     if cmd.is_empty() {
         return Err(EngineError::invalid("No exec command specified"));
     }
-    let console_size = body
-        .get("ConsoleSize")
-        .and_then(Value::as_array)
-        .and_then(|a| {
-            let h = a.first()?.as_u64()? as u32;
-            let w = a.get(1)?.as_u64()? as u32;
-            (h > 0 && w > 0).then_some([h, w])
-        });
+    let console_size = crate::model::exec::console_size(body.console_size);
     let rec = ExecRecord {
         id: crate::util::random_id(),
         running: false,
         exit_code: None,
         process_config: ProcessConfig {
-            tty: flag(body, "Tty"),
+            tty: body.tty,
             entrypoint: cmd[0].clone(),
             arguments: cmd[1..].to_vec(),
-            privileged: flag(body, "Privileged"),
-            user: text(body, "User"),
+            privileged: body.privileged,
+            user: body.user,
         },
-        open_stdin: flag(body, "AttachStdin"),
-        open_stderr: flag(body, "AttachStderr"),
-        open_stdout: flag(body, "AttachStdout"),
+        open_stdin: body.attach_stdin,
+        open_stderr: body.attach_stderr,
+        open_stdout: body.attach_stdout,
         can_remove: false,
         container_id: row.id.clone(),
-        detach_keys: text(body, "DetachKeys"),
+        detach_keys: body.detach_keys,
         pid: 0,
         extra: Extra {
-            env: strings(body.get("Env")),
-            working_dir: text(body, "WorkingDir"),
+            env: body.env.unwrap_or_default(),
+            working_dir: body.working_dir,
             started: false,
             console_size,
             ..Extra::default()
@@ -378,7 +351,10 @@ fn process_spec(engine: &Engine, rec: &ExecRecord, tty: bool) -> Result<Value> {
     let mut args = vec![rec.process_config.entrypoint.clone()];
     args.extend(rec.process_config.arguments.iter().cloned());
     p.insert("args".into(), json!(args));
-    let mut env = strings(p.get("env"));
+    let mut env: Vec<String> = p
+        .get("env")
+        .and_then(|e| serde_json::from_value(e.clone()).ok())
+        .unwrap_or_default();
     if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
