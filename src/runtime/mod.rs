@@ -24,10 +24,10 @@ pub use caps::{
 pub(crate) use mounts::clean_path;
 pub use mounts::{BindSpec, parse_bind};
 pub use seccomp::{DEFAULT_PROFILE, load_profile};
-pub(crate) use spec::parse_bool;
 pub use spec::{
     MASKED_PATHS, READONLY_PATHS, build_spec, build_spec_with, process_env, validate_host_config,
 };
+pub(crate) use spec::{capability_set, parse_bool};
 pub use user::{open_in_root, resolve_user};
 
 /// What [`build_spec`] needs to know about one container start.
@@ -92,6 +92,13 @@ pub enum SpecError {
     /// Anything else (500): host state, I/O.
     #[error("{0}")]
     System(String),
+}
+
+/// oci-spec's builders fail only on a required field left unset: a bug here, not the user's.
+impl From<oci_spec::OciSpecError> for SpecError {
+    fn from(e: oci_spec::OciSpecError) -> SpecError {
+        SpecError::System(format!("building the runtime spec: {e}"))
+    }
 }
 
 impl SpecError {

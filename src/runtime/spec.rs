@@ -2,10 +2,13 @@
 
 use std::path::Path;
 
-use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+
+use oci_spec::runtime::{self as oci, Spec};
+use serde_json::Value;
 
 use super::mounts::{MountContext, build_mounts, user_mounts};
-use super::resources::{devices, resources_json, rlimits, validate_resources};
+use super::resources::{devices, linux_resources, rlimits, validate_resources};
 use super::{HostInfo, NamespaceMode, SpecError, SpecInput, apparmor, caps, seccomp, user};
 use crate::model::{Config, HostConfig};
 
@@ -251,12 +254,17 @@ pub(crate) fn validate_with(
 }
 
 /// Build `config.json` for the running host.
-pub fn build_spec(input: &SpecInput) -> Result<Value, SpecError> {
+pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     build_spec_with(input, HostInfo::get())
 }
 
-/// Build `config.json` against explicit host facts.
-pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, SpecError> {
+/// Build `config.json` against explicit host facts (moby's `createSpec`).
+///
+/// oci-spec's `Default`s are a runnable example container (a shell, `nofile` 1024,
+/// `noNewPrivileges`, default capabilities, namespaces and masked paths), and its builders
+/// fill every field left unset from them: so each part is built from the crate's default
+/// with every field set here, none inherited by accident.
+pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Spec, SpecError> {
     let config = input.config;
     let hc = input.host_config;
     validate_with(config, hc, host)?;
@@ -266,29 +274,24 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
     let sec = parse_security_opts(hc)?;
     let ns = &input.namespaces;
 
-    // capabilities
     let capabilities = caps::tweak_capabilities(
         hc.cap_add.as_deref().unwrap_or_default(),
         hc.cap_drop.as_deref().unwrap_or_default(),
         privileged,
         host,
     )?;
-
-    // user
     let (uid, gid, additional) = user::resolve_user(
         input.rootfs,
         &config.user,
         hc.group_add.as_deref().unwrap_or_default(),
     )?;
 
-    // args
     let mut args = config.command_line();
     if args.is_empty() {
         return Err(SpecError::invalid("No command specified"));
     }
-    let init_requested = hc.init == Some(true);
     let mut init_binary: Option<&Path> = None;
-    if init_requested && ns.pid == NamespaceMode::New {
+    if hc.init == Some(true) && ns.pid == NamespaceMode::New {
         let Some(bin) = input.init_binary else {
             return Err(SpecError::system(
                 "exec: \"docker-init\": executable file not found in $PATH",
@@ -306,116 +309,123 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
         wd => super::mounts::clean_path(wd),
     };
     let tty = config.tty;
-
-    // process
-    let mut process = Map::new();
-    process.insert("terminal".into(), json!(tty));
-    if tty {
-        let [h, w] = hc.console_size;
-        if h > 0 || w > 0 {
-            process.insert("consoleSize".into(), json!({"height": h, "width": w}));
+    let console_size = match hc.console_size {
+        [h, w] if tty && (h > 0 || w > 0) => {
+            Some(oci::BoxBuilder::default().height(h).width(w).build()?)
         }
-    }
-    process.insert(
-        "user".into(),
-        json!({"uid": uid, "gid": gid, "additionalGids": additional}),
-    );
-    process.insert("args".into(), json!(args));
-    process.insert("env".into(), json!(process_env(config, hostname)));
-    process.insert("cwd".into(), json!(cwd));
-    process.insert(
-        "capabilities".into(),
-        json!({"bounding": capabilities, "effective": capabilities, "permitted": capabilities}),
-    );
-    let rl = rlimits(hc)?;
-    if !rl.is_empty() {
-        process.insert("rlimits".into(), Value::Array(rl));
-    }
-    if sec.no_new_privileges {
-        process.insert("noNewPrivileges".into(), json!(true));
-    }
-    if host.apparmor {
-        let profile = apparmor::profile_for(sec.apparmor.as_deref(), privileged);
-        if profile != apparmor::UNCONFINED {
-            process.insert("apparmorProfile".into(), json!(profile));
-        }
-    }
-    process.insert("oomScoreAdj".into(), json!(hc.oom_score_adj));
+        _ => None,
+    };
+    let mut process_user = oci::User::default();
+    process_user
+        .set_uid(uid)
+        .set_gid(gid)
+        .set_umask(None)
+        .set_additional_gids(Some(additional))
+        .set_username(None);
+    let cap_set = capability_set(&capabilities)?;
+    let mut process_caps = oci::LinuxCapabilities::default();
+    process_caps
+        .set_bounding(Some(cap_set.clone()))
+        .set_effective(Some(cap_set.clone()))
+        .set_permitted(Some(cap_set))
+        .set_inheritable(None)
+        .set_ambient(None);
+    let rlimits = rlimits(hc)?;
+    let apparmor_profile = host
+        .apparmor
+        .then(|| apparmor::profile_for(sec.apparmor.as_deref(), privileged))
+        .filter(|p| *p != apparmor::UNCONFINED)
+        .map(String::from);
+    let oom_score_adj = i32::try_from(hc.oom_score_adj).map_err(|_| {
+        inv(format!(
+            "Invalid value {}, range for oom score adj is [-1000, 1000]",
+            hc.oom_score_adj
+        ))
+    })?;
+    let mut process = oci::Process::default();
+    process
+        .set_terminal(Some(tty))
+        .set_console_size(console_size)
+        .set_user(process_user)
+        .set_args(Some(args))
+        .set_command_line(None)
+        .set_env(Some(process_env(config, hostname)))
+        .set_cwd(cwd.into())
+        .set_capabilities(Some(process_caps))
+        .set_rlimits(Some(rlimits).filter(|r| !r.is_empty()))
+        .set_no_new_privileges(sec.no_new_privileges.then_some(true))
+        .set_apparmor_profile(apparmor_profile)
+        .set_oom_score_adj(Some(oom_score_adj))
+        .set_selinux_label(None)
+        .set_io_priority(None)
+        .set_scheduler(None)
+        .set_exec_cpu_affinity(None);
 
     // mounts
-    let ipc_none = hc.ipc_mode == "none";
     let shm_size = match hc.shm_size {
         0 => DEFAULT_SHM_SIZE,
         n => n,
     };
-    let writable_cgroups = sec.writable_cgroups.unwrap_or(privileged);
     let ctx = MountContext {
         host,
         privileged,
         readonly_rootfs: readonly,
-        writable_cgroups,
-        ipc_none,
+        writable_cgroups: sec.writable_cgroups.unwrap_or(privileged),
+        ipc_none: hc.ipc_mode == "none",
         shm_size,
         shm_path: input.shm_path,
         init_binary,
         etc: &input.etc,
     };
     let (mounts, rootfs_propagation) = build_mounts(hc, &ctx)?;
+    let mounts = mounts
+        .iter()
+        .map(|m| m.to_oci())
+        .collect::<Result<Vec<_>, _>>()?;
 
     // linux
-    let mut linux = Map::new();
-    let mut sysctl = Map::new();
+    let mut sysctl = HashMap::new();
     if ns.network == NamespaceMode::New {
         if Path::new("/proc/sys/net/ipv4/ping_group_range").exists() {
-            sysctl.insert("net.ipv4.ping_group_range".into(), json!("0 2147483647"));
+            sysctl.insert("net.ipv4.ping_group_range".into(), "0 2147483647".into());
         }
         if Path::new("/proc/sys/net/ipv4/ip_unprivileged_port_start").exists() {
-            sysctl.insert("net.ipv4.ip_unprivileged_port_start".into(), json!("0"));
+            sysctl.insert("net.ipv4.ip_unprivileged_port_start".into(), "0".into());
         }
     }
-    let domainname = config.domainname.as_str();
-    if !domainname.is_empty() && ns.uts == NamespaceMode::New {
-        sysctl.insert("kernel.domainname".into(), json!(domainname));
+    if !config.domainname.is_empty() && ns.uts == NamespaceMode::New {
+        sysctl.insert("kernel.domainname".into(), config.domainname.clone());
     }
-    if let Some(user_sysctls) = &hc.sysctls {
-        for (k, v) in user_sysctls {
-            if k.starts_with("net.") && ns.network == NamespaceMode::Host {
-                return Err(SpecError::invalid(format!(
-                    "sysctl {k:?} is not allowed in the host's network namespace"
-                )));
-            }
-            if is_ipc_sysctl(k) && ns.ipc == NamespaceMode::Host {
-                return Err(SpecError::invalid(format!(
-                    "sysctl {k:?} is not allowed in the host's IPC namespace"
-                )));
-            }
-            sysctl.insert(k.clone(), json!(v));
+    for (k, v) in hc.sysctls.iter().flatten() {
+        if k.starts_with("net.") && ns.network == NamespaceMode::Host {
+            return Err(SpecError::invalid(format!(
+                "sysctl {k:?} is not allowed in the host's network namespace"
+            )));
         }
-    }
-    if !sysctl.is_empty() {
-        linux.insert("sysctl".into(), Value::Object(sysctl));
+        if is_ipc_sysctl(k) && ns.ipc == NamespaceMode::Host {
+            return Err(SpecError::invalid(format!(
+                "sysctl {k:?} is not allowed in the host's IPC namespace"
+            )));
+        }
+        sysctl.insert(k.clone(), v.clone());
     }
 
     let res = validate_resources(hc, host)?;
-    let mut resources = resources_json(hc, &res)?;
+    let mut resources = linux_resources(hc, &res)?;
     let (devs, rules) = devices(hc, privileged)?;
-    let mut with_devices = Map::new();
-    with_devices.insert("devices".into(), Value::Array(rules));
-    with_devices.append(&mut resources);
-    linux.insert("resources".into(), Value::Object(with_devices));
-    linux.insert("cgroupsPath".into(), json!(input.cgroups_path));
+    resources.set_devices(Some(rules));
 
-    let mut namespaces = vec![json!({"type": "mount"})];
+    let mut namespaces = vec![namespace(oci::LinuxNamespaceType::Mount, None)];
     for (typ, mode) in [
-        ("network", &ns.network),
-        ("uts", &ns.uts),
-        ("pid", &ns.pid),
-        ("ipc", &ns.ipc),
+        (oci::LinuxNamespaceType::Network, &ns.network),
+        (oci::LinuxNamespaceType::Uts, &ns.uts),
+        (oci::LinuxNamespaceType::Pid, &ns.pid),
+        (oci::LinuxNamespaceType::Ipc, &ns.ipc),
     ] {
         match mode {
-            NamespaceMode::New => namespaces.push(json!({"type": typ})),
+            NamespaceMode::New => namespaces.push(namespace(typ, None)),
             NamespaceMode::Host => {}
-            NamespaceMode::Path(p) => namespaces.push(json!({"type": typ, "path": p})),
+            NamespaceMode::Path(p) => namespaces.push(namespace(typ, Some(p.clone()))),
         }
     }
     let cgroupns = match hc.cgroupns_mode.as_str() {
@@ -424,12 +434,9 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
         _ => host.cgroup_v2,
     };
     if cgroupns {
-        namespaces.push(json!({"type": "cgroup"}));
+        namespaces.push(namespace(oci::LinuxNamespaceType::Cgroup, None));
     }
-    linux.insert("namespaces".into(), Value::Array(namespaces));
-    linux.insert("devices".into(), Value::Array(devs));
 
-    // seccomp
     let profile = sec.seccomp.as_deref().unwrap_or("");
     let seccomp = match profile {
         "unconfined" => None,
@@ -437,12 +444,10 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
         "" | "builtin" => seccomp::load_profile(seccomp::DEFAULT_PROFILE, &capabilities, host)?,
         custom => seccomp::load_profile(custom, &capabilities, host)?,
     };
-    if let Some(s) = seccomp {
-        linux.insert("seccomp".into(), s);
-    }
-    if let Some(p) = rootfs_propagation {
-        linux.insert("rootfsPropagation".into(), json!(p));
-    }
+    let seccomp = seccomp
+        .map(serde_json::from_value::<oci::LinuxSeccomp>)
+        .transpose()
+        .map_err(|e| SpecError::system(format!("seccomp profile: {e}")))?;
 
     let mut masked: Vec<String> = Vec::new();
     let mut ro_paths: Vec<String> = Vec::new();
@@ -464,34 +469,76 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Value, Spec
     if let Some(given) = hc.readonly_paths.clone() {
         ro_paths = given;
     }
-    if !masked.is_empty() {
-        linux.insert("maskedPaths".into(), json!(masked));
-    }
-    if !ro_paths.is_empty() {
-        linux.insert("readonlyPaths".into(), json!(ro_paths));
-    }
 
-    // the whole spec
-    let mut spec = Map::new();
-    spec.insert("ociVersion".into(), json!("1.0.2-dev"));
-    spec.insert("process".into(), Value::Object(process));
-    spec.insert(
-        "root".into(),
-        json!({"path": input.rootfs, "readonly": readonly}),
-    );
-    if ns.uts == NamespaceMode::New && !hostname.is_empty() {
-        spec.insert("hostname".into(), json!(hostname));
-    }
-    spec.insert(
-        "mounts".into(),
-        Value::Array(mounts.iter().map(|m| m.to_json()).collect()),
-    );
-    if let Some(a) = hc.annotations.as_ref().filter(|a| !a.is_empty()) {
-        spec.insert("annotations".into(), json!(a));
-    }
-    spec.insert("linux".into(), Value::Object(linux));
+    let mut linux = oci::Linux::default();
+    linux
+        .set_net_devices(None)
+        .set_uid_mappings(None)
+        .set_gid_mappings(None)
+        .set_sysctl(Some(sysctl).filter(|s| !s.is_empty()))
+        .set_resources(Some(resources))
+        .set_cgroups_path(Some(input.cgroups_path.clone().into()))
+        .set_namespaces(Some(namespaces))
+        .set_devices(Some(devs))
+        .set_seccomp(seccomp)
+        .set_rootfs_propagation(rootfs_propagation)
+        .set_masked_paths(Some(masked).filter(|m| !m.is_empty()))
+        .set_readonly_paths(Some(ro_paths).filter(|r| !r.is_empty()))
+        .set_mount_label(None)
+        .set_intel_rdt(None)
+        .set_memory_policy(None)
+        .set_personality(None)
+        .set_time_offsets(None);
+
+    let mut root = oci::Root::default();
+    root.set_path(input.rootfs.to_path_buf())
+        .set_readonly(Some(readonly));
+    let annotations = hc
+        .annotations
+        .as_ref()
+        .filter(|a| !a.is_empty())
+        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+    let mut spec = Spec::default();
+    spec.set_version(OCI_VERSION.into())
+        .set_root(Some(root))
+        .set_mounts(Some(mounts))
+        .set_process(Some(process))
+        .set_hostname(
+            (ns.uts == NamespaceMode::New && !hostname.is_empty()).then(|| hostname.into()),
+        )
+        .set_domainname(None)
+        .set_hooks(None)
+        .set_annotations(annotations)
+        .set_linux(Some(linux))
+        .set_solaris(None)
+        .set_windows(None)
+        .set_vm(None)
+        .set_zos(None);
     let _ = input.id;
-    Ok(Value::Object(spec))
+    Ok(spec)
+}
+
+/// The runtime spec version berth writes (runc accepts 1.0.x and later).
+const OCI_VERSION: &str = "1.0.2-dev";
+
+fn namespace(
+    typ: oci::LinuxNamespaceType,
+    path: Option<std::path::PathBuf>,
+) -> oci::LinuxNamespace {
+    let mut n = oci::LinuxNamespace::default();
+    n.set_typ(typ).set_path(path);
+    n
+}
+
+/// Capability names (`CAP_CHOWN`) as the runtime spec's set.
+pub(crate) fn capability_set(names: &[String]) -> Result<oci::Capabilities, SpecError> {
+    names
+        .iter()
+        .map(|n| {
+            serde_json::from_value::<oci::Capability>(Value::String(n.clone()))
+                .map_err(|_| SpecError::system(format!("unknown capability {n:?}")))
+        })
+        .collect()
 }
 
 fn inv(msg: impl Into<String>) -> SpecError {
@@ -502,6 +549,7 @@ fn inv(msg: impl Into<String>) -> SpecError {
 mod tests {
     use super::*;
     use crate::runtime::{EtcFiles, NamespaceModes};
+    use serde_json::json;
 
     fn host() -> HostInfo {
         HostInfo::for_tests(caps::caps_from_mask(0x1fffeffffff, 40))
@@ -538,7 +586,7 @@ mod tests {
             init_binary: Some(Path::new("/usr/bin/tini")),
             shm_path: None,
         };
-        build_spec_with(&input, &host())
+        build_spec_with(&input, &host()).map(|s| serde_json::to_value(s).unwrap())
     }
 
     #[test]

@@ -29,6 +29,8 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use oci_spec::runtime as oci;
+
 use crate::model::ExecOptions;
 use tokio::sync::{mpsc, oneshot};
 
@@ -339,56 +341,60 @@ fn merge_env(base: &mut Vec<String>, add: &[String]) {
 }
 
 /// The OCI process for the exec, from the container's own `process` as a template.
-fn process_spec(engine: &Engine, rec: &ExecRecord, tty: bool) -> Result<Value> {
+fn process_spec(engine: &Engine, rec: &ExecRecord, tty: bool) -> Result<oci::Process> {
     let bundle = engine.paths().container_dir(&rec.container_id);
-    let spec: Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json"))?)
+    let spec = oci::Spec::load(bundle.join("config.json"))
         .map_err(|e| EngineError::internal(format!("reading the container's spec: {e}")))?;
     let mut p = spec
-        .get("process")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+        .process()
+        .clone()
+        .ok_or_else(|| EngineError::internal("the container's spec has no process"))?;
     let mut args = vec![rec.process_config.entrypoint.clone()];
     args.extend(rec.process_config.arguments.iter().cloned());
-    p.insert("args".into(), json!(args));
-    let mut env: Vec<String> = p
-        .get("env")
-        .and_then(|e| serde_json::from_value(e.clone()).ok())
-        .unwrap_or_default();
+    p.set_args(Some(args));
+    let mut env = p.env().clone().unwrap_or_default();
     if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
     merge_env(&mut env, &rec.extra.env);
-    p.insert("env".into(), json!(env));
+    p.set_env(Some(env));
     if !rec.extra.working_dir.is_empty() {
-        p.insert("cwd".into(), json!(rec.extra.working_dir));
+        p.set_cwd(rec.extra.working_dir.clone().into());
     }
     if !rec.process_config.user.is_empty() {
         let rootfs = bundle.join("merged");
         let (uid, gid, sgids) =
             crate::runtime::resolve_user(&rootfs, &rec.process_config.user, &[])
                 .map_err(|e| EngineError::internal(e.to_string()))?;
-        let mut user = Map::new();
-        user.insert("uid".into(), json!(uid));
-        user.insert("gid".into(), json!(gid));
-        if !sgids.is_empty() {
-            user.insert("additionalGids".into(), json!(sgids));
-        }
-        p.insert("user".into(), Value::Object(user));
+        let mut user = oci::User::default();
+        user.set_uid(uid)
+            .set_gid(gid)
+            .set_additional_gids(Some(sgids).filter(|g| !g.is_empty()));
+        p.set_user(user);
     }
-    p.insert("terminal".into(), json!(tty));
-    p.remove("consoleSize");
-    if tty && let Some([h, w]) = rec.extra.console_size {
-        p.insert("consoleSize".into(), json!({"height": h, "width": w}));
-    }
+    p.set_terminal(Some(tty));
+    let console = match rec.extra.console_size {
+        Some([h, w]) if tty => Some(
+            oci::BoxBuilder::default()
+                .height(u64::from(h))
+                .width(u64::from(w))
+                .build()
+                .map_err(|e| EngineError::internal(e.to_string()))?,
+        ),
+        _ => None,
+    };
+    p.set_console_size(console);
     if rec.process_config.privileged {
-        let all = json!(crate::runtime::HostInfo::get().bounding_caps);
-        p.insert(
-            "capabilities".into(),
-            json!({"bounding": all, "effective": all, "permitted": all}),
-        );
+        let all = crate::runtime::capability_set(&crate::runtime::HostInfo::get().bounding_caps)?;
+        let mut caps = oci::LinuxCapabilities::default();
+        caps.set_bounding(Some(all.clone()))
+            .set_effective(Some(all.clone()))
+            .set_permitted(Some(all))
+            .set_inheritable(None)
+            .set_ambient(None);
+        p.set_capabilities(Some(caps));
     }
-    Ok(Value::Object(p))
+    Ok(p)
 }
 
 /// How an attached exec's stdio is wired (a detached one goes to [`start_detached`]).

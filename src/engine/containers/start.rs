@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use crate::monitor::launch;
 use crate::runtime::{self, EtcFiles, NamespaceMode, NamespaceModes, SpecInput};
@@ -206,11 +206,11 @@ fn launch(
             shm_path: None,
         })
         .map_err(EngineError::from)?;
-        if spec
-            .pointer("/process/apparmorProfile")
-            .and_then(Value::as_str)
-            == Some(runtime::apparmor::DEFAULT_PROFILE)
-        {
+        let profile = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.apparmor_profile().as_deref());
+        if profile == Some(runtime::apparmor::DEFAULT_PROFILE) {
             runtime::apparmor::ensure_default_loaded()
                 .map_err(|e| EngineError::internal(e.to_string()))?;
         }

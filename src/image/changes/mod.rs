@@ -28,6 +28,9 @@ pub enum ChangeError {
     /// Only blank lines or comments.
     #[error("file with no instructions")]
     NoInstructions,
+    /// A word that does not expand (`${X:?}`, an unclosed quote), with buildkit's text.
+    #[error(transparent)]
+    Shell(#[from] shell::ShellError),
     /// Any other parse, instruction or dispatch error, with Docker's text.
     #[error("{0}")]
     Invalid(String),
@@ -206,7 +209,7 @@ fn dispatch(
     cmd_set: &mut bool,
 ) -> Res<()> {
     let env = env_map(config);
-    let word = |w: &str| process_word(w, &env, escape).map_err(ChangeError::Invalid);
+    let word = |w: &str| process_word(w, &env, escape).map_err(ChangeError::Shell);
     match c {
         Command::Env(kvs) => {
             let mut list: Vec<Value> = match config.remove("Env") {
@@ -300,7 +303,7 @@ fn dispatch(
         Command::Expose(raw) => {
             let mut ports = Vec::new();
             for p in &raw {
-                ports.extend(process_words(p, &env, escape).map_err(ChangeError::Invalid)?);
+                ports.extend(process_words(p, &env, escape).map_err(ChangeError::Shell)?);
             }
             let mut add = Vec::new();
             for p in &ports {
@@ -526,7 +529,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let w = |s: &str| process_word(s, &env, '\\');
+        let w = |s: &str| process_word(s, &env, '\\').map_err(|e| e.to_string());
         assert_eq!(w("$X ${X} $NOPE."), Ok("val val .".into()));
         assert_eq!(
             w("${NOPE:-def} ${E:-def} ${E-def} ${X:-def}"),

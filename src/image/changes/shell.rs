@@ -3,12 +3,42 @@
 
 use super::*;
 
+/// Expansion errors with buildkit's texts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShellError {
+    #[error("unexpected end of statement while looking for matching {0}")]
+    UnexpectedEnd(String),
+    #[error("syntax error: missing '}}'")]
+    MissingBrace,
+    #[error("syntax error: missing '/' in ${{}}")]
+    MissingSlash,
+    #[error("syntax error: bad substitution")]
+    BadSubstitution,
+    #[error("unsupported modifier ({0}) in substitution")]
+    UnsupportedModifier(String),
+    /// `${X?message}` / `${X:?message}` on an unset (or empty) variable.
+    #[error("{name}: {message}")]
+    Required { name: String, message: String },
+    #[error("invalid pattern ({pattern}) in substitution: {reason}")]
+    InvalidPattern { pattern: String, reason: String },
+    #[error("invalid escape '\\{0}'")]
+    InvalidEscape(char),
+    /// The word being expanded, around any of the above.
+    #[error("failed to process {}: {source}", go_quote(word))]
+    Process {
+        word: String,
+        source: Box<ShellError>,
+    },
+}
+
+type ShellResult<T> = Result<T, ShellError>;
+
 /// `Lex.ProcessWord`: quote removal, escapes and `$VAR` expansion into one string.
 pub(super) fn process_word(
     word: &str,
     env: &HashMap<String, String>,
     escape: char,
-) -> Result<String, String> {
+) -> ShellResult<String> {
     Lexer::new(word, env, escape).run().map(|r| r.0)
 }
 
@@ -17,7 +47,7 @@ pub(super) fn process_words(
     word: &str,
     env: &HashMap<String, String>,
     escape: char,
-) -> Result<Vec<String>, String> {
+) -> ShellResult<Vec<String>> {
     Lexer::new(word, env, escape).run().map(|r| r.1)
 }
 
@@ -82,9 +112,11 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    pub(super) fn run(mut self) -> Result<(String, Vec<String>), String> {
-        self.stop_on(None, false)
-            .map_err(|e| format!("failed to process {}: {e}", go_quote(self.src)))
+    pub(super) fn run(mut self) -> ShellResult<(String, Vec<String>)> {
+        self.stop_on(None, false).map_err(|e| ShellError::Process {
+            word: self.src.to_string(),
+            source: Box::new(e),
+        })
     }
 
     pub(super) fn peek(&self) -> Option<char> {
@@ -103,7 +135,7 @@ impl<'a> Lexer<'a> {
         &mut self,
         stop: Option<char>,
         raw: bool,
-    ) -> Result<(String, Vec<String>), String> {
+    ) -> ShellResult<(String, Vec<String>)> {
         let saved = std::mem::replace(&mut self.raw_escapes, raw);
         let r = self.stop_on_inner(stop);
         self.raw_escapes = saved;
@@ -113,7 +145,7 @@ impl<'a> Lexer<'a> {
     pub(super) fn stop_on_inner(
         &mut self,
         stop: Option<char>,
-    ) -> Result<(String, Vec<String>), String> {
+    ) -> ShellResult<(String, Vec<String>)> {
         let mut result = String::new();
         let mut words = Words::default();
         while let Some(ch) = self.peek() {
@@ -154,23 +186,18 @@ impl<'a> Lexer<'a> {
             }
         }
         if let Some(s) = stop {
-            return Err(format!(
-                "unexpected end of statement while looking for matching {s}"
-            ));
+            return Err(ShellError::UnexpectedEnd(s.to_string()));
         }
         Ok((result, words.finish()))
     }
 
-    pub(super) fn single_quote(&mut self) -> Result<String, String> {
+    pub(super) fn single_quote(&mut self) -> ShellResult<String> {
         self.next();
         let mut out = String::new();
         loop {
             match self.next() {
                 None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching single-quote"
-                            .into(),
-                    );
+                    return Err(ShellError::UnexpectedEnd("single-quote".into()));
                 }
                 Some('\'') => return Ok(out),
                 Some(c) => out.push(c),
@@ -178,16 +205,13 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    pub(super) fn double_quote(&mut self) -> Result<String, String> {
+    pub(super) fn double_quote(&mut self) -> ShellResult<String> {
         self.next();
         let mut out = String::new();
         loop {
             match self.peek() {
                 None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching double-quote"
-                            .into(),
-                    );
+                    return Err(ShellError::UnexpectedEnd("double-quote".into()));
                 }
                 Some('"') => {
                     self.next();
@@ -256,7 +280,7 @@ impl<'a> Lexer<'a> {
         self.env.get(name).cloned()
     }
 
-    pub(super) fn dollar(&mut self) -> Result<String, String> {
+    pub(super) fn dollar(&mut self) -> ShellResult<String> {
         self.next();
         if self.peek() != Some('{') {
             let name = self.name();
@@ -267,8 +291,8 @@ impl<'a> Lexer<'a> {
         }
         self.next();
         match self.peek() {
-            None => return Err("syntax error: missing '}'".into()),
-            Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),
+            None => return Err(ShellError::MissingBrace),
+            Some('{' | '}' | ':') => return Err(ShellError::BadSubstitution),
             _ => {}
         }
         let name = self.name();
@@ -284,13 +308,13 @@ impl<'a> Lexer<'a> {
                 }
                 let raw = ch == '#' || ch == '%';
                 if null_is_unset && raw {
-                    return Err(format!("unsupported modifier ({chs}) in substitution"));
+                    return Err(ShellError::UnsupportedModifier(chs));
                 }
                 let word = match self.stop_on(Some('}'), raw) {
                     Ok((w, _)) => w,
                     Err(e) => {
                         return Err(if self.peek().is_none() {
-                            "syntax error: missing '}'".into()
+                            ShellError::MissingBrace
                         } else {
                             e
                         });
@@ -307,22 +331,22 @@ impl<'a> Lexer<'a> {
                     }),
                     '+' => Ok(if unset(&value) { String::new() } else { word }),
                     '?' => match value {
-                        None => Err(format!(
-                            "{name}: {}",
-                            if word.is_empty() {
-                                "is not allowed to be unset"
+                        None => Err(ShellError::Required {
+                            name,
+                            message: if word.is_empty() {
+                                "is not allowed to be unset".into()
                             } else {
-                                &word
-                            }
-                        )),
-                        Some(v) if null_is_unset && v.is_empty() => Err(format!(
-                            "{name}: {}",
-                            if word.is_empty() {
-                                "is not allowed to be empty"
+                                word
+                            },
+                        }),
+                        Some(v) if null_is_unset && v.is_empty() => Err(ShellError::Required {
+                            name,
+                            message: if word.is_empty() {
+                                "is not allowed to be empty".into()
                             } else {
-                                &word
-                            }
-                        )),
+                                word
+                            },
+                        }),
                         Some(v) => Ok(v),
                     },
                     '%' | '#' => {
@@ -337,7 +361,7 @@ impl<'a> Lexer<'a> {
                             trim_prefix(&pat, &value, greedy)
                         }
                     }
-                    _ => Err(format!("unsupported modifier ({chs}) in substitution")),
+                    _ => Err(ShellError::UnsupportedModifier(chs)),
                 }
             }
             '/' => {
@@ -349,7 +373,7 @@ impl<'a> Lexer<'a> {
                     Ok((w, _)) => w,
                     Err(e) => {
                         return Err(if self.peek().is_none() {
-                            "syntax error: missing '/' in ${}".into()
+                            ShellError::MissingSlash
                         } else {
                             e
                         });
@@ -359,18 +383,20 @@ impl<'a> Lexer<'a> {
                     Ok((w, _)) => w,
                     Err(e) => {
                         return Err(if self.peek().is_none() {
-                            "syntax error: missing '}'".into()
+                            ShellError::MissingBrace
                         } else {
                             e
                         });
                     }
                 };
                 let value = self.get_env(&name).unwrap_or_default();
-                let toks = glob_tokens(&pattern)
-                    .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+                let toks = glob_tokens(&pattern).map_err(|e| ShellError::InvalidPattern {
+                    pattern: pattern.clone(),
+                    reason: e.to_string(),
+                })?;
                 Ok(replace_glob(&toks, &value, &replacement, all))
             }
-            _ => Err(format!("unsupported modifier ({chs}) in substitution")),
+            _ => Err(ShellError::UnsupportedModifier(chs)),
         }
     }
 }
@@ -387,7 +413,7 @@ pub(super) enum Tok {
 }
 
 /// `convertShellPatternToRegex` as tokens: `*`, `?`, literals; `\` escapes only `*?\`.
-pub(super) fn glob_tokens(pattern: &str) -> Result<Vec<Tok>, String> {
+pub(super) fn glob_tokens(pattern: &str) -> ShellResult<Vec<Tok>> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut toks = Vec::new();
     let mut i = 0;
@@ -404,7 +430,7 @@ pub(super) fn glob_tokens(pattern: &str) -> Result<Vec<Tok>, String> {
                 let t = chars.get(i).copied().unwrap_or(EOF_CHAR);
                 i += 1;
                 if !matches!(t, '*' | '?' | '\\') {
-                    return Err(format!("invalid escape '\\{t}'"));
+                    return Err(ShellError::InvalidEscape(t));
                 }
                 toks.push(Tok::Lit(t));
             }
@@ -450,9 +476,11 @@ pub(super) fn glob_ends(toks: &[Tok], text: &[char], start: usize) -> Vec<usize>
     (0..=n).filter(|&p| cur[p]).collect()
 }
 
-pub(super) fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<String, String> {
-    let toks = glob_tokens(pattern)
-        .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+pub(super) fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> ShellResult<String> {
+    let toks = glob_tokens(pattern).map_err(|e| ShellError::InvalidPattern {
+        pattern: pattern.to_string(),
+        reason: e.to_string(),
+    })?;
     let text: Vec<char> = value.chars().collect();
     let ends = glob_ends(&toks, &text, 0);
     let end = if greedy { ends.last() } else { ends.first() };
@@ -482,13 +510,13 @@ pub(super) fn reverse_pattern(p: &str) -> String {
     out.into_iter().collect()
 }
 
-pub(super) fn trim_suffix(pattern: &str, value: &str, greedy: bool) -> Result<String, String> {
+pub(super) fn trim_suffix(pattern: &str, value: &str, greedy: bool) -> ShellResult<String> {
     let rev: String = value.chars().rev().collect();
     let out = trim_prefix(&reverse_pattern(pattern), &rev, greedy).map_err(|_| {
-        format!(
-            "invalid pattern ({}) in substitution: invalid escape",
-            reverse_pattern(pattern)
-        )
+        ShellError::InvalidPattern {
+            pattern: reverse_pattern(pattern),
+            reason: "invalid escape".into(),
+        }
     })?;
     Ok(out.chars().rev().collect())
 }

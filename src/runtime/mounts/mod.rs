@@ -4,8 +4,6 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use serde_json::{Value, json};
-
 mod user;
 
 use super::{HostInfo, SpecError};
@@ -30,13 +28,15 @@ impl Mount {
             options: options.iter().map(|s| s.to_string()).collect(),
         }
     }
-    pub fn to_json(&self) -> Value {
-        json!({
-            "destination": self.destination,
-            "type": self.typ,
-            "source": self.source,
-            "options": self.options,
-        })
+    pub fn to_oci(&self) -> Result<oci_spec::runtime::Mount, SpecError> {
+        let mut m = oci_spec::runtime::Mount::default();
+        m.set_destination(self.destination.clone().into())
+            .set_typ(Some(self.typ.clone()))
+            .set_source(Some(self.source.clone().into()))
+            .set_options(Some(self.options.clone()))
+            .set_uid_mappings(None)
+            .set_gid_mappings(None);
+        Ok(m)
     }
     fn clear_ro(&mut self) {
         self.options.retain(|o| o != "ro");
@@ -389,7 +389,7 @@ mod tests {
     use super::user::*;
     use super::*;
     use crate::runtime::EtcFiles;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn host() -> HostInfo {
         HostInfo::for_tests(vec![])
@@ -479,7 +479,7 @@ mod tests {
         let o = hc(json!({"Options": [["uid", "1"]]}));
         assert_eq!(
             convert_tmpfs_options(Some(&o), false).unwrap_err(),
-            "invalid option: uid"
+            user::MountFieldError::TmpfsOption("uid".into())
         );
         let merged = merge_tmpfs_options(
             &[

@@ -23,22 +23,35 @@ pub(super) fn valid_mount_mode(mode: &str) -> bool {
     rw <= 1 && label <= 1 && prop <= 1 && copy <= 1 && cons <= 1
 }
 
-pub(super) fn validate_target(target: &str) -> Result<(), String> {
+/// A mount field Docker refuses, with its text; callers add the mount's context.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum MountFieldError {
+    #[error("field Target must not be empty")]
+    EmptyTarget,
+    #[error("invalid specification: destination can't be '/'")]
+    RootTarget,
+    #[error("invalid mount path: '{0}' mount path must be absolute")]
+    NotAbsolute(String),
+    #[error("invalid option array length")]
+    TmpfsOptionLength,
+    #[error("invalid option: {0}")]
+    TmpfsOption(String),
+}
+
+pub(super) fn validate_target(target: &str) -> Result<(), MountFieldError> {
     if target.is_empty() {
-        return Err("field Target must not be empty".into());
+        return Err(MountFieldError::EmptyTarget);
     }
     validate_not_root_absolute(target)
 }
 
-pub(super) fn validate_not_root_absolute(target: &str) -> Result<(), String> {
+pub(super) fn validate_not_root_absolute(target: &str) -> Result<(), MountFieldError> {
     let t = target.replace('\\', "/");
     if clean_path(&t) == "/" {
-        return Err("invalid specification: destination can't be '/'".into());
+        return Err(MountFieldError::RootTarget);
     }
     if !t.starts_with('/') {
-        return Err(format!(
-            "invalid mount path: '{t}' mount path must be absolute"
-        ));
+        return Err(MountFieldError::NotAbsolute(t));
     }
     Ok(())
 }
@@ -85,7 +98,7 @@ pub fn parse_bind(raw: &str) -> Result<BindSpec, SpecError> {
             "named volumes are not supported: '{raw}'"
         )));
     }
-    let wrap = |e: String| {
+    let wrap = |e: &dyn std::fmt::Display| {
         SpecError::invalid(format!(
             "invalid volume specification: '{raw}': invalid mount config for type \"bind\": {e}"
         ))
@@ -93,9 +106,9 @@ pub fn parse_bind(raw: &str) -> Result<BindSpec, SpecError> {
     let modes: Vec<&str> = mode.split(',').collect();
     if modes.contains(&"nocopy") {
         // Docker turns nocopy into VolumeOptions, which a bind must not have.
-        return Err(wrap("field VolumeOptions must not be specified".into()));
+        return Err(wrap(&"field VolumeOptions must not be specified"));
     }
-    validate_target(target).map_err(wrap)?;
+    validate_target(target).map_err(|e| wrap(&e))?;
     let propagation = modes
         .iter()
         .find(|m| PROPAGATIONS.contains(m))
@@ -118,7 +131,7 @@ pub(super) fn mount_config_err(typ: &str, e: impl std::fmt::Display) -> SpecErro
 pub(crate) fn convert_tmpfs_options(
     opts: Option<&TmpfsOptions>,
     read_only: bool,
-) -> Result<String, String> {
+) -> Result<String, MountFieldError> {
     let mut raw: Vec<String> = Vec::new();
     if read_only {
         raw.push("ro".into());
@@ -143,10 +156,10 @@ pub(crate) fn convert_tmpfs_options(
         if let Some(list) = &o.options {
             for parts in list {
                 if parts.is_empty() || parts.len() > 2 {
-                    return Err("invalid option array length".into());
+                    return Err(MountFieldError::TmpfsOptionLength);
                 }
                 if parts[0] != "exec" && parts[0] != "noexec" {
-                    return Err(format!("invalid option: {}", parts[0]));
+                    return Err(MountFieldError::TmpfsOption(parts[0].clone()));
                 }
                 raw.push(parts.join("="));
             }
@@ -242,7 +255,7 @@ pub(crate) fn user_mounts(
     // HostConfig.Tmpfs: {"/run": "rw,noexec,size=65536k"}
     if let Some(t) = &hc.tmpfs {
         for (dest, data) in t {
-            validate_not_root_absolute(dest).map_err(SpecError::invalid)?;
+            validate_not_root_absolute(dest).map_err(|e| SpecError::invalid(e.to_string()))?;
             tmpfs.push(UserMount::Tmpfs {
                 destination: clean_path(dest),
                 data: data.clone(),
@@ -318,7 +331,7 @@ pub(super) fn create_bind_source(source: &str) -> Result<(), SpecError> {
 /// One entry of `HostConfig.Mounts`.
 pub(super) fn parse_api_mount(m: &ApiMount, create_missing: bool) -> Result<UserMount, SpecError> {
     let typ = m.r#type.as_str();
-    let err = |e: String| mount_config_err(typ, e);
+    let err = |e: &dyn std::fmt::Display| mount_config_err(typ, e);
     for (field, owner, given) in [
         ("BindOptions", "bind", m.bind_options.is_some()),
         ("VolumeOptions", "volume", m.volume_options.is_some()),
@@ -327,32 +340,32 @@ pub(super) fn parse_api_mount(m: &ApiMount, create_missing: bool) -> Result<User
         ("ClusterOptions", "cluster", m.cluster_options.is_some()),
     ] {
         if typ != owner && given {
-            return Err(err(format!("field {field} must not be specified")));
+            return Err(err(&format!("field {field} must not be specified")));
         }
     }
     let target = m.target.as_str();
-    validate_target(target).map_err(err)?;
+    validate_target(target).map_err(|e| err(&e))?;
     let source = m.source.as_str();
     let read_only = m.read_only;
     match typ {
         "bind" => {
             if source.is_empty() {
-                return Err(err("field Source must not be empty".into()));
+                return Err(err(&"field Source must not be empty"));
             }
             let opts = m.bind_options.clone().unwrap_or_default();
             let propagation = opts.propagation.as_str();
             if !propagation.is_empty() && !PROPAGATIONS.contains(&propagation) {
-                return Err(err(format!("invalid propagation mode: {propagation}")));
+                return Err(err(&format!("invalid propagation mode: {propagation}")));
             }
             if !source.replace('\\', "/").starts_with('/') {
-                return Err(err(format!(
+                return Err(err(&format!(
                     "invalid mount path: '{source}' mount path must be absolute"
                 )));
             }
             let create = opts.create_mountpoint;
             if !Path::new(source).exists() {
                 if !create {
-                    return Err(err(format!("bind source path does not exist: {source}")));
+                    return Err(err(&format!("bind source path does not exist: {source}")));
                 }
                 if create_missing {
                     create_bind_source(source)?;
@@ -391,9 +404,10 @@ pub(super) fn parse_api_mount(m: &ApiMount, create_missing: bool) -> Result<User
         }
         "tmpfs" => {
             if !source.is_empty() {
-                return Err(err("field Source must not be specified".into()));
+                return Err(err(&"field Source must not be specified"));
             }
-            let data = convert_tmpfs_options(m.tmpfs_options.as_ref(), read_only).map_err(err)?;
+            let data =
+                convert_tmpfs_options(m.tmpfs_options.as_ref(), read_only).map_err(|e| err(&e))?;
             Ok(UserMount::Tmpfs {
                 destination: clean_path(target),
                 data,
@@ -402,6 +416,6 @@ pub(super) fn parse_api_mount(m: &ApiMount, create_missing: bool) -> Result<User
         "volume" | "image" => Err(SpecError::NotSupported(format!(
             "mounts of type {typ:?} are not supported (target {target})"
         ))),
-        _ => Err(err("mount type unknown".into())),
+        _ => Err(err(&"mount type unknown")),
     }
 }
