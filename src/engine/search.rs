@@ -184,14 +184,17 @@ async fn endpoint(client: &reqwest::Client, host: &str, insecure: bool) -> Resul
     }
 }
 
-async fn ping(client: &reqwest::Client, base: &str) -> std::result::Result<(), String> {
+async fn ping(
+    client: &reqwest::Client,
+    base: &str,
+) -> std::result::Result<(), crate::registry::RegistryError> {
     let url = format!("{base}_ping");
     client
         .get(&url)
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| reg_error::transport(&Method::GET, &url, &e).to_string())
+        .map_err(|e| reg_error::transport(&Method::GET, &url, &e))
 }
 
 /// A 500 (moby's `systemErr`/`errUnknown`).

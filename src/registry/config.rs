@@ -37,17 +37,17 @@ impl RegistryConfig {
             Err(e) => {
                 return Err(RegistryError::Config {
                     path: path.display().to_string(),
-                    message: e.to_string(),
+                    source: e.into(),
                 });
             }
         };
-        Self::parse(&text).map_err(|message| RegistryError::Config {
+        Self::parse(&text).map_err(|e| RegistryError::Config {
             path: path.display().to_string(),
-            message,
+            source: e.into(),
         })
     }
 
-    pub fn parse(text: &str) -> Result<RegistryConfig, String> {
+    pub fn parse(text: &str) -> Result<RegistryConfig, ConfigSyntaxError> {
         let mut cfg = RegistryConfig::default();
         let mut table = String::new();
         let mut lines = text.lines().enumerate();
@@ -64,7 +64,7 @@ impl RegistryConfig {
                 continue;
             }
             let Some((key, value)) = line.split_once('=') else {
-                return Err(format!("line {}: expected key = value", n + 1));
+                return Err(ConfigSyntaxError::line(n, "expected key = value"));
             };
             let key = key.trim().trim_matches('"');
             let mut value = value.trim().to_string();
@@ -76,7 +76,7 @@ impl RegistryConfig {
                             value.push(' ');
                             value.push_str(strip_comment(more).trim());
                         }
-                        None => return Err(format!("line {}: unterminated array", n + 1)),
+                        None => return Err(ConfigSyntaxError::line(n, "unterminated array")),
                     }
                 }
             }
@@ -88,7 +88,9 @@ impl RegistryConfig {
                 let s = v
                     .strip_prefix('"')
                     .and_then(|v| v.strip_suffix('"'))
-                    .ok_or_else(|| format!("line {}: expected a quoted string, got {v}", n + 1))?;
+                    .ok_or_else(|| {
+                        ConfigSyntaxError::line(n, format!("expected a quoted string, got {v}"))
+                    })?;
                 cfg.certs_dir = Some(s.to_string());
                 continue;
             }
@@ -97,12 +99,12 @@ impl RegistryConfig {
                 "registry-mirrors" => &mut cfg.registry_mirrors,
                 _ => continue,
             };
-            *target = parse_string_array(&value).map_err(|e| format!("line {}: {e}", n + 1))?;
+            *target = parse_string_array(&value, n)?;
         }
         for m in &mut cfg.registry_mirrors {
             *m = m.trim_end_matches('/').to_string();
             if !m.starts_with("http://") && !m.starts_with("https://") {
-                return Err(format!("invalid mirror {m:?}: it must be an http(s) URL"));
+                return Err(ConfigSyntaxError::Mirror(m.clone()));
             }
         }
         Ok(cfg)
@@ -152,11 +154,33 @@ fn strip_comment(line: &str) -> &str {
     line
 }
 
-fn parse_string_array(value: &str) -> Result<Vec<String>, String> {
+/// What is wrong with the registry config file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigSyntaxError {
+    #[error("line {line}: {message}")]
+    Line { line: usize, message: String },
+    #[error("invalid mirror {0:?}: it must be an http(s) URL")]
+    Mirror(String),
+}
+
+impl ConfigSyntaxError {
+    /// At the 0-based line `n`.
+    fn line(n: usize, message: impl Into<String>) -> ConfigSyntaxError {
+        ConfigSyntaxError::Line {
+            line: n + 1,
+            message: message.into(),
+        }
+    }
+}
+
+/// `["a", 'b']` on the 0-based line `n`.
+fn parse_string_array(value: &str, n: usize) -> Result<Vec<String>, ConfigSyntaxError> {
     let inner = value
         .strip_prefix('[')
         .and_then(|v| v.strip_suffix(']'))
-        .ok_or_else(|| format!("expected an array of strings, got {value}"))?;
+        .ok_or_else(|| {
+            ConfigSyntaxError::line(n, format!("expected an array of strings, got {value}"))
+        })?;
     let mut out = Vec::new();
     for item in inner.split(',') {
         let item = item.trim();
@@ -167,7 +191,9 @@ fn parse_string_array(value: &str) -> Result<Vec<String>, String> {
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
             .or_else(|| item.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .ok_or_else(|| format!("expected a quoted string, got {item}"))?;
+            .ok_or_else(|| {
+                ConfigSyntaxError::line(n, format!("expected a quoted string, got {item}"))
+            })?;
         out.push(s.to_string());
     }
     Ok(out)

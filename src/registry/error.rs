@@ -25,6 +25,15 @@ impl fmt::Display for ApiErrorEntry {
     }
 }
 
+/// Why the registry configuration file is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    #[error("{0}")]
+    Read(#[from] std::io::Error),
+    #[error("{0}")]
+    Syntax(#[from] super::config::ConfigSyntaxError),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// The request never got an HTTP answer; Go's `url.Error` form:
@@ -83,8 +92,8 @@ pub enum RegistryError {
     #[error("{0}")]
     InvalidPlatform(String),
     /// berth.toml could not be read or parsed.
-    #[error("registry configuration {path}: {message}")]
-    Config { path: String, message: String },
+    #[error("registry configuration {path}: {source}")]
+    Config { path: String, source: ConfigProblem },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// A registry's certs.d directory could not be used.

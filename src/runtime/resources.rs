@@ -16,13 +16,18 @@ use crate::model::{DeviceMapping, HostConfig, ThrottleDevice};
 /// Docker's minimum for Memory and MemoryReservation (6 MiB).
 pub const LINUX_MIN_MEMORY: i64 = 6 * 1024 * 1024;
 
-/// "0-3,5" → [0,1,2,3,5]. Errors read "invalid format: <s>".
-pub(crate) fn parse_cpu_list(s: &str) -> Result<Vec<u32>, String> {
+/// A cpuset list that does not parse (Docker's text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid format: {0}")]
+pub(crate) struct CpuListError(String);
+
+/// "0-3,5" → [0,1,2,3,5].
+pub(crate) fn parse_cpu_list(s: &str) -> Result<Vec<u32>, CpuListError> {
     let mut out = Vec::new();
     if s.is_empty() {
         return Ok(out);
     }
-    let bad = || format!("invalid format: {s}");
+    let bad = || CpuListError(s.to_string());
     for part in s.split(',') {
         match part.split_once('-') {
             Some((a, b)) => {

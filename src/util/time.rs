@@ -2,6 +2,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::go_quote;
+
 /// Nanoseconds since the Unix epoch, now.
 pub fn now_nanos() -> i64 {
     SystemTime::now()
@@ -48,7 +50,7 @@ pub fn parse_query_time(s: &str, now_nanos: i64) -> Option<i64> {
     if let Some(n) = parse_rfc3339(s) {
         return Some(n);
     }
-    parse_go_duration(s).map(|d| now_nanos - d)
+    parse_go_duration(s).ok().map(|d| now_nanos - d)
 }
 
 fn parse_sec_frac(s: &str) -> Option<i64> {
@@ -71,38 +73,123 @@ fn parse_sec_frac(s: &str) -> Option<i64> {
     secs.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
-/// A Go duration such as `1h2m3.5s`, `300ms`; returns nanoseconds.
-pub fn parse_go_duration(s: &str) -> Option<i64> {
-    let mut rest = s;
-    let mut total: f64 = 0.0;
-    if rest.is_empty() {
-        return None;
+/// A duration Go's `time.ParseDuration` refuses, with its texts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidDuration {
+    #[error("time: invalid duration {}", go_quote(.0))]
+    Syntax(String),
+    #[error("time: missing unit in duration {}", go_quote(.0))]
+    MissingUnit(String),
+    #[error(
+        "time: unknown unit {} in duration {}",
+        go_quote(unit),
+        go_quote(duration)
+    )]
+    UnknownUnit { unit: String, duration: String },
+}
+
+/// Go `time.ParseDuration` (nanoseconds).
+pub fn parse_go_duration(orig: &str) -> Result<i64, InvalidDuration> {
+    let invalid = || InvalidDuration::Syntax(orig.to_string());
+    let mut s = orig;
+    let mut neg = false;
+    if let Some(c) = s.chars().next().filter(|c| *c == '-' || *c == '+') {
+        neg = c == '-';
+        s = &s[1..];
     }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
+    if s == "0" {
+        return Ok(0);
+    }
+    if s.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: u64 = 0;
+    while !s.is_empty() {
+        let b = s.as_bytes();
+        if !(b[0] == b'.' || b[0].is_ascii_digit()) {
+            return Err(invalid());
         }
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
+        let int_len = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        let mut v: u64 = 0;
+        for &c in &b[..int_len] {
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(c - b'0')))
+                .filter(|v| *v <= 1 << 63)
+                .ok_or_else(invalid)?;
+        }
+        let pre = int_len > 0;
+        s = &s[int_len..];
+        let (mut frac, mut scale, mut post) = (0u64, 1f64, false);
+        if let Some(r) = s.strip_prefix('.') {
+            let fb = r.as_bytes();
+            let flen = fb.iter().take_while(|c| c.is_ascii_digit()).count();
+            let mut overflow = false;
+            for &c in &fb[..flen] {
+                if overflow {
+                    continue;
+                }
+                match frac
+                    .checked_mul(10)
+                    .and_then(|f| f.checked_add(u64::from(c - b'0')))
+                {
+                    Some(f) if f <= 1 << 63 => {
+                        frac = f;
+                        scale *= 10.0;
+                    }
+                    _ => overflow = true,
+                }
+            }
+            post = flen > 0;
+            s = &r[flen..];
+        }
+        if !pre && !post {
+            return Err(invalid());
+        }
+        let unit_len = s
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(s.len());
+        if unit_len == 0 {
+            return Err(InvalidDuration::MissingUnit(orig.to_string()));
+        }
+        let u = &s[..unit_len];
+        let unit: u64 = match u {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => {
+                return Err(InvalidDuration::UnknownUnit {
+                    unit: u.to_string(),
+                    duration: orig.to_string(),
+                });
+            }
         };
-        total += value * scale;
-        rest = &rest[unit_len..];
+        s = &s[unit_len..];
+        let mut part = v
+            .checked_mul(unit)
+            .filter(|p| *p <= 1 << 63)
+            .ok_or_else(invalid)?;
+        if frac > 0 {
+            part = part
+                .checked_add((frac as f64 * (unit as f64 / scale)) as u64)
+                .filter(|p| *p <= 1 << 63)
+                .ok_or_else(invalid)?;
+        }
+        total = total
+            .checked_add(part)
+            .filter(|t| *t <= 1 << 63)
+            .ok_or_else(invalid)?;
     }
-    Some(total as i64)
+    if neg {
+        return Ok((total as i128).wrapping_neg() as i64);
+    }
+    if total > i64::MAX as u64 {
+        return Err(invalid());
+    }
+    Ok(total as i64)
 }
 
 #[cfg(test)]

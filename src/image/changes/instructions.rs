@@ -281,7 +281,8 @@ pub(super) fn opt_interval(name: &str, v: &str) -> Res<i64> {
     if v.is_empty() {
         return Ok(0);
     }
-    let d = parse_go_duration(v).map_err(ChangeError::Invalid)?;
+    let d =
+        crate::util::time::parse_go_duration(v).map_err(|e| ChangeError::Invalid(e.to_string()))?;
     if d == 0 {
         return Ok(0);
     }
@@ -292,109 +293,4 @@ pub(super) fn opt_interval(name: &str, v: &str) -> Res<i64> {
         ));
     }
     Ok(d)
-}
-
-/// Go `time.ParseDuration` (nanoseconds).
-pub(super) fn parse_go_duration(orig: &str) -> Result<i64, String> {
-    let invalid = || format!("time: invalid duration {}", go_quote(orig));
-    let mut s = orig;
-    let mut neg = false;
-    if let Some(c) = s.chars().next().filter(|c| *c == '-' || *c == '+') {
-        neg = c == '-';
-        s = &s[1..];
-    }
-    if s == "0" {
-        return Ok(0);
-    }
-    if s.is_empty() {
-        return Err(invalid());
-    }
-    let mut total: u64 = 0;
-    while !s.is_empty() {
-        let b = s.as_bytes();
-        if !(b[0] == b'.' || b[0].is_ascii_digit()) {
-            return Err(invalid());
-        }
-        let int_len = b.iter().take_while(|c| c.is_ascii_digit()).count();
-        let mut v: u64 = 0;
-        for &c in &b[..int_len] {
-            v = v
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u64::from(c - b'0')))
-                .filter(|v| *v <= 1 << 63)
-                .ok_or_else(invalid)?;
-        }
-        let pre = int_len > 0;
-        s = &s[int_len..];
-        let (mut frac, mut scale, mut post) = (0u64, 1f64, false);
-        if let Some(r) = s.strip_prefix('.') {
-            let fb = r.as_bytes();
-            let flen = fb.iter().take_while(|c| c.is_ascii_digit()).count();
-            let mut overflow = false;
-            for &c in &fb[..flen] {
-                if overflow {
-                    continue;
-                }
-                match frac
-                    .checked_mul(10)
-                    .and_then(|f| f.checked_add(u64::from(c - b'0')))
-                {
-                    Some(f) if f <= 1 << 63 => {
-                        frac = f;
-                        scale *= 10.0;
-                    }
-                    _ => overflow = true,
-                }
-            }
-            post = flen > 0;
-            s = &r[flen..];
-        }
-        if !pre && !post {
-            return Err(invalid());
-        }
-        let unit_len = s
-            .find(|c: char| c == '.' || c.is_ascii_digit())
-            .unwrap_or(s.len());
-        if unit_len == 0 {
-            return Err(format!("time: missing unit in duration {}", go_quote(orig)));
-        }
-        let u = &s[..unit_len];
-        let unit: u64 = match u {
-            "ns" => 1,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => {
-                return Err(format!(
-                    "time: unknown unit {} in duration {}",
-                    go_quote(u),
-                    go_quote(orig)
-                ));
-            }
-        };
-        s = &s[unit_len..];
-        let mut part = v
-            .checked_mul(unit)
-            .filter(|p| *p <= 1 << 63)
-            .ok_or_else(invalid)?;
-        if frac > 0 {
-            part = part
-                .checked_add((frac as f64 * (unit as f64 / scale)) as u64)
-                .filter(|p| *p <= 1 << 63)
-                .ok_or_else(invalid)?;
-        }
-        total = total
-            .checked_add(part)
-            .filter(|t| *t <= 1 << 63)
-            .ok_or_else(invalid)?;
-    }
-    if neg {
-        return Ok((total as i128).wrapping_neg() as i64);
-    }
-    if total > i64::MAX as u64 {
-        return Err(invalid());
-    }
-    Ok(total as i64)
 }

@@ -307,7 +307,7 @@ fn dispatch(
             }
             let mut add = Vec::new();
             for p in &ports {
-                for port in parse_port_spec(p).map_err(ChangeError::Invalid)? {
+                for port in parse_port_spec(p).map_err(|e| ChangeError::Invalid(e.to_string()))? {
                     add.push((port, Value::Object(Map::new())));
                 }
             }
@@ -362,8 +362,27 @@ fn valid_signal(raw: &str) -> bool {
     matches!(offset("RTMIN+"), Some(1..=15)) || matches!(offset("RTMAX-"), Some(1..=14))
 }
 
+/// go-connections' port-spec errors, with its texts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortSpecError {
+    #[error("invalid IP address {0}: address {0}:: missing ']' in address")]
+    Bracket(String),
+    #[error("invalid IP address: {0}")]
+    Ip(String),
+    #[error("no port specified: {0}<empty>")]
+    NoPort(String),
+    #[error("invalid containerPort: {0}")]
+    ContainerPort(String),
+    #[error("invalid hostPort: {0}")]
+    HostPort(String),
+    #[error("invalid ranges specified for container and host Ports: {container} and {host}")]
+    Ranges { container: String, host: String },
+    #[error("invalid proto: {0}")]
+    Proto(String),
+}
+
 /// go-connections `nat.ParsePortSpec`, returning the exposed `port/proto` keys.
-fn parse_port_spec(raw: &str) -> Result<Vec<String>, String> {
+fn parse_port_spec(raw: &str) -> Result<Vec<String>, PortSpecError> {
     let parts: Vec<&str> = raw.split(':').collect();
     let n = parts.len();
     let (ip, host_port, container) = match n {
@@ -378,33 +397,32 @@ fn parse_port_spec(raw: &str) -> Result<Vec<String>, String> {
         match inner.strip_suffix(']') {
             Some(i) if !i.contains([']', '[']) => ip = i.to_string(),
             _ => {
-                return Err(format!(
-                    "invalid IP address {ip}: address {ip}:: missing ']' in address"
-                ));
+                return Err(PortSpecError::Bracket(ip));
             }
         }
     }
     if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
-        return Err(format!("invalid IP address: {ip}"));
+        return Err(PortSpecError::Ip(ip));
     }
     if container.is_empty() {
-        return Err(format!("no port specified: {raw}<empty>"));
+        return Err(PortSpecError::NoPort(raw.to_string()));
     }
     let (start, end) =
-        parse_port_range(container).map_err(|_| format!("invalid containerPort: {container}"))?;
+        parse_port_range(container).map_err(|_| PortSpecError::ContainerPort(container.into()))?;
     let (mut hstart, mut hend) = (0, 0);
     if !host_port.is_empty() {
         (hstart, hend) =
-            parse_port_range(host_port).map_err(|_| format!("invalid hostPort: {host_port}"))?;
+            parse_port_range(host_port).map_err(|_| PortSpecError::HostPort(host_port.into()))?;
     }
     if !host_port.is_empty() && end - start != hend.wrapping_sub(hstart) && end != start {
-        return Err(format!(
-            "invalid ranges specified for container and host Ports: {container} and {host_port}"
-        ));
+        return Err(PortSpecError::Ranges {
+            container: container.into(),
+            host: host_port.into(),
+        });
     }
     let proto = proto.to_lowercase();
     if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(format!("invalid proto: {proto}"));
+        return Err(PortSpecError::Proto(proto));
     }
     Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
 }
@@ -796,13 +814,19 @@ mod tests {
     fn go_helpers() {
         assert_eq!(clean_path("/a/../../b/./c/"), "/b/c");
         assert_eq!(clean_path("a/../.."), "..");
-        assert_eq!(parse_go_duration("1h2m3.5s"), Ok(3_723_500_000_000));
-        assert_eq!(parse_go_duration("-1.5ms"), Ok(-1_500_000));
-        assert_eq!(parse_go_duration("0"), Ok(0));
-        assert_eq!(parse_go_duration("300µs"), Ok(300_000));
-        assert!(parse_go_duration("").is_err());
-        assert!(parse_go_duration(".s").is_err());
-        assert!(parse_go_duration("9999999999h").is_err());
+        assert_eq!(
+            crate::util::time::parse_go_duration("1h2m3.5s"),
+            Ok(3_723_500_000_000)
+        );
+        assert_eq!(
+            crate::util::time::parse_go_duration("-1.5ms"),
+            Ok(-1_500_000)
+        );
+        assert_eq!(crate::util::time::parse_go_duration("0"), Ok(0));
+        assert_eq!(crate::util::time::parse_go_duration("300µs"), Ok(300_000));
+        assert!(crate::util::time::parse_go_duration("").is_err());
+        assert!(crate::util::time::parse_go_duration(".s").is_err());
+        assert!(crate::util::time::parse_go_duration("9999999999h").is_err());
         assert_eq!(reverse_pattern("a\\*b"), "b\\*a");
     }
 
