@@ -46,6 +46,15 @@ fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error>
     Ok(Option::<i64>::deserialize(d)?.unwrap_or(0))
 }
 
+/// A health check Docker refuses at create.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HealthConfigError {
+    #[error("{0} in Healthcheck cannot be less than 1ms")]
+    TooShort(&'static str),
+    #[error("Retries in Healthcheck cannot be negative")]
+    NegativeRetries,
+}
+
 /// The schedule and threshold with Docker's defaults filled in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
@@ -82,7 +91,7 @@ impl HealthConfig {
     }
 
     /// moby's create-time checks (`MinimumDuration` is 1 ms), with its texts.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), HealthConfigError> {
         const MIN: i64 = 1_000_000;
         for (what, v) in [
             ("Interval", self.interval),
@@ -91,11 +100,11 @@ impl HealthConfig {
             ("StartInterval", self.start_interval),
         ] {
             if v != 0 && v < MIN {
-                return Err(format!("{what} in Healthcheck cannot be less than 1ms"));
+                return Err(HealthConfigError::TooShort(what));
             }
         }
         if self.retries < 0 {
-            return Err("Retries in Healthcheck cannot be negative".into());
+            return Err(HealthConfigError::NegativeRetries);
         }
         Ok(())
     }
@@ -445,15 +454,21 @@ mod tests {
         );
         assert!(cfg(r#"{"Test":["CMD","x"]}"#).validate().is_ok());
         assert_eq!(
-            cfg(r#"{"Interval":999}"#).validate().unwrap_err(),
+            cfg(r#"{"Interval":999}"#)
+                .validate()
+                .unwrap_err()
+                .to_string(),
             "Interval in Healthcheck cannot be less than 1ms"
         );
         assert_eq!(
-            cfg(r#"{"StartInterval":-5}"#).validate().unwrap_err(),
+            cfg(r#"{"StartInterval":-5}"#)
+                .validate()
+                .unwrap_err()
+                .to_string(),
             "StartInterval in Healthcheck cannot be less than 1ms"
         );
         assert_eq!(
-            cfg(r#"{"Retries":-1}"#).validate().unwrap_err(),
+            cfg(r#"{"Retries":-1}"#).validate().unwrap_err().to_string(),
             "Retries in Healthcheck cannot be negative"
         );
     }

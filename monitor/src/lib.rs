@@ -300,6 +300,10 @@ pub enum MonitorError {
     NoReport,
     #[error("unexpected monitor report: {0}")]
     Protocol(String),
+    #[error("runtime did not write the container's pid file")]
+    NoPidFile,
+    #[error("runtime did not set up a terminal")]
+    NoTerminal,
 }
 
 impl MonitorError {

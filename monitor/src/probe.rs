@@ -3,6 +3,7 @@
 //! exit is seen through SIGCHLD like every other child, killed at its timeout. The status
 //! machine and schedule are in `health.rs`.
 
+use crate::MonitorError;
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -187,7 +188,7 @@ impl HealthMonitor {
                     start: t,
                     end: t,
                     exit_code: -1,
-                    output: e,
+                    output: e.to_string(),
                 };
                 changes.event = self.checker.probe_finished(since, result);
                 changes.state = true;
@@ -252,14 +253,15 @@ fn drain(r: &mut Running) {
 
 /// `runtime exec` of the probe: the container's own process settings (user, env, cwd) from its
 /// bundle with only the args replaced, no terminal, stdout and stderr into one pipe.
-fn spawn(s: &ProbeSetup) -> Result<(i32, File), String> {
+fn spawn(s: &ProbeSetup) -> Result<(i32, File), MonitorError> {
     let log = s.run_dir.join(PROBE_LOG_FILE);
     let pid_file = s.run_dir.join(PROBE_PID_FILE);
     let _ = std::fs::remove_file(&log);
     let _ = std::fs::remove_file(&pid_file);
-    let (r, w) = sys::pipe().map_err(|e| format!("pipe: {e}"))?;
-    sys::set_nonblocking(&r).map_err(|e| format!("pipe: {e}"))?;
-    let w2 = w.try_clone().map_err(|e| format!("pipe: {e}"))?;
+    let pipe = |e| MonitorError::io("pipe", e);
+    let (r, w) = sys::pipe().map_err(pipe)?;
+    sys::set_nonblocking(&r).map_err(pipe)?;
+    let w2 = w.try_clone().map_err(pipe)?;
     let mut c = Command::new(&s.runtime);
     c.arg("--root")
         .arg(&s.runtime_root)
@@ -277,7 +279,9 @@ fn spawn(s: &ProbeSetup) -> Result<(i32, File), String> {
         .stderr(Stdio::from(w2));
     // Reaped by the SIGCHLD handler (waitpid -1), not through `Child`; dropping the Command
     // closes our copies of the write end, so the pipe ends with the probe.
-    let child = c.spawn().map_err(|e| format!("{}: {e}", s.runtime))?;
+    let child = c
+        .spawn()
+        .map_err(|e| MonitorError::io(s.runtime.clone(), e))?;
     drop(c);
     Ok((child.id() as i32, r))
 }

@@ -44,11 +44,11 @@ pub fn parse_frame_header(h: &[u8; 8]) -> (u8, usize) {
     (h[0], u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize)
 }
 
-/// A one-line JSON reply to a resize request.
-pub fn reply_line(result: Result<(), String>) -> Vec<u8> {
-    let v = match result {
-        Ok(()) => serde_json::json!({"ok": true}),
-        Err(e) => serde_json::json!({"error": e}),
+/// A one-line JSON reply to a resize request: `ok`, or the error's text.
+pub fn reply_line(error: Option<&str>) -> Vec<u8> {
+    let v = match error {
+        None => serde_json::json!({"ok": true}),
+        Some(e) => serde_json::json!({"error": e}),
     };
     let mut out = v.to_string().into_bytes();
     out.push(b'\n');
@@ -93,7 +93,7 @@ mod tests {
         );
         assert!(serde_json::from_str::<Request>(r#"{"type":"nope"}"#).is_err());
         assert_eq!(Request::State.to_line(), "{\"type\":\"state\"}\n");
-        assert_eq!(reply_line(Ok(())), b"{\"ok\":true}\n");
-        assert_eq!(reply_line(Err("x".into())), b"{\"error\":\"x\"}\n");
+        assert_eq!(reply_line(None), b"{\"ok\":true}\n");
+        assert_eq!(reply_line(Some("x")), b"{\"error\":\"x\"}\n");
     }
 }

@@ -1,5 +1,6 @@
 //! The OCI runtime's command line (runc-compatible: runc, crun).
 
+use crate::MonitorError;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -51,7 +52,7 @@ impl Runtime {
 
     /// `create`: the container's init waits on the exec fifo with `stdio` as its stdin, stdout,
     /// stderr (with a tty they are /dev/null and the pty comes through the console socket).
-    pub fn create(&self, stdio: [Stdio; 3], console: bool) -> Result<(), String> {
+    pub fn create(&self, stdio: [Stdio; 3], console: bool) -> Result<(), MonitorError> {
         // Earlier runs' messages must not be taken for this one's.
         let _ = std::fs::remove_file(self.log_path());
         let _ = std::fs::remove_file(self.pid_path());
@@ -71,7 +72,7 @@ impl Runtime {
     }
 
     /// `start`: let the created init exec the container's process.
-    pub fn start(&self) -> Result<(), String> {
+    pub fn start(&self) -> Result<(), MonitorError> {
         let mut c = self.command();
         c.arg("start").arg(&self.id);
         c.stdin(Stdio::null())
@@ -81,7 +82,7 @@ impl Runtime {
     }
 
     /// `delete --force`: remove the runtime's state (and cgroup) of the exited container.
-    pub fn delete(&self) -> Result<(), String> {
+    pub fn delete(&self) -> Result<(), MonitorError> {
         let mut c = self.command();
         c.arg("delete").arg("--force").arg(&self.id);
         c.stdin(Stdio::null())
@@ -90,7 +91,7 @@ impl Runtime {
         self.run(c, "delete")
     }
 
-    fn run(&self, mut c: Command, verb: &str) -> Result<(), String> {
+    fn run(&self, mut c: Command, verb: &str) -> Result<(), MonitorError> {
         let status = c
             .spawn()
             .and_then(|mut child| {
@@ -99,14 +100,14 @@ impl Runtime {
                 drop(c);
                 child.wait()
             })
-            .map_err(|e| format!("{}: {e}", self.bin))?;
+            .map_err(|e| MonitorError::io(self.bin.clone(), e))?;
         if status.success() {
             return Ok(());
         }
-        Err(
+        Err(MonitorError::Runtime(
             last_error(&std::fs::read_to_string(self.log_path()).unwrap_or_default())
                 .unwrap_or_else(|| format!("{} {verb} failed: {status}", self.bin)),
-        )
+        ))
     }
 
     /// The init's pid from `--pid-file`.

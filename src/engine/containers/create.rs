@@ -333,7 +333,8 @@ pub fn create(engine: &Engine, name: Option<&str>, request: CreateRequest) -> Re
             .or_else(|| list(&crate::runtime::READONLY_PATHS));
     }
     if let Some(h) = &config.healthcheck {
-        h.validate().map_err(EngineError::invalid)?;
+        h.validate()
+            .map_err(|e| EngineError::invalid(e.to_string()))?;
     }
     // `default` is the bridge network; until networks exist it means a private network namespace.
     if matches!(hc.network_mode.as_str(), "" | "default") {
