@@ -62,6 +62,17 @@ impl From<EngineError> for ApiError {
             ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
+        // Our own failures are logged with their whole cause chain; clients get Docker's text.
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            let mut chain = String::new();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                chain.push_str(": ");
+                chain.push_str(&c.to_string());
+                cause = c.source();
+            }
+            tracing::warn!(message = %e.message, causes = %chain, "internal error");
+        }
         ApiError::new(status, e.message)
     }
 }

@@ -15,11 +15,15 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// `message` is what clients see (Docker's text); `source` keeps the error it came from, for
+/// the log and for callers that need more than the text.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct EngineError {
     pub kind: ErrorKind,
     pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -29,7 +33,32 @@ impl EngineError {
         EngineError {
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+    /// Of kind `kind`, with `source`'s text as the message.
+    pub fn caused_by(
+        kind: ErrorKind,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> EngineError {
+        EngineError {
+            kind,
+            message: source.to_string(),
+            source: Some(Box::new(source)),
+        }
+    }
+    /// A client mistake (400) that keeps its cause.
+    pub fn invalid_cause(source: impl std::error::Error + Send + Sync + 'static) -> EngineError {
+        Self::caused_by(ErrorKind::InvalidParameter, source)
+    }
+    /// An internal failure (500) that keeps its cause.
+    pub fn internal_cause(source: impl std::error::Error + Send + Sync + 'static) -> EngineError {
+        Self::caused_by(ErrorKind::Internal, source)
+    }
+    /// Keep `source` under a message of our own.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
     }
     pub fn invalid(message: impl Into<String>) -> EngineError {
         Self::new(ErrorKind::InvalidParameter, message)
@@ -50,29 +79,30 @@ impl EngineError {
 
 impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
-        EngineError::internal(e.to_string())
+        EngineError::caused_by(ErrorKind::Internal, e)
     }
 }
 
 impl From<std::io::Error> for EngineError {
     fn from(e: std::io::Error) -> Self {
-        EngineError::internal(e.to_string())
+        EngineError::caused_by(ErrorKind::Internal, e)
     }
 }
 
 impl From<crate::image::reference::ReferenceError> for EngineError {
     fn from(e: crate::image::reference::ReferenceError) -> Self {
-        EngineError::invalid(e.to_string())
+        EngineError::caused_by(ErrorKind::InvalidParameter, e)
     }
 }
 
 impl From<crate::image::layer::LayerError> for EngineError {
     fn from(e: crate::image::layer::LayerError) -> Self {
         use crate::image::layer::LayerError;
-        match e {
-            LayerError::Io(_) | LayerError::Corrupt(_) => EngineError::internal(e.to_string()),
-            _ => EngineError::invalid(e.to_string()),
-        }
+        let kind = match e {
+            LayerError::Io(_) | LayerError::Corrupt(_) => ErrorKind::Internal,
+            _ => ErrorKind::InvalidParameter,
+        };
+        EngineError::caused_by(kind, e)
     }
 }
 
@@ -87,6 +117,6 @@ impl From<crate::runtime::SpecError> for EngineError {
         } else {
             ErrorKind::Internal
         };
-        EngineError::new(kind, e.to_string())
+        EngineError::caused_by(kind, e)
     }
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod images;
 pub mod progress;
+pub mod registry_errors;
 pub mod registry_ops;
 pub mod search;
 pub mod system;

@@ -5,38 +5,19 @@ use serde_json::{Value, json};
 
 use crate::image::reference;
 use crate::registry::client::CONFIG_LIMIT;
-use crate::registry::{AuthConfig, Manifest, RegistryClient, RegistryError};
+use crate::registry::{AuthConfig, Manifest, RegistryClient};
 
-use super::{Engine, EngineError, ErrorKind, Result};
+use super::{Engine, EngineError, Result};
 
 /// moby's `Service.Auth`: an unauthorized answer from the token server is a 401; other
 /// failures (a 401 from `/v2/` with Basic auth, an unreachable registry) are plain errors (500).
 pub async fn login(engine: &Engine, body: &[u8]) -> Result<Value> {
-    let creds = AuthConfig::from_json(body).map_err(|e| EngineError::invalid(e.to_string()))?;
+    let creds = AuthConfig::from_json(body).map_err(EngineError::invalid_cause)?;
     let server = creds.serveraddress.clone();
     match crate::registry::login(&engine.config().registry, &server, creds).await {
         Ok(token) => Ok(json!({"Status": "Login Succeeded", "IdentityToken": token})),
-        Err(e) => {
-            let kind = if e.is_unauthorized() && !matches!(e, RegistryError::LoginFailed { .. }) {
-                ErrorKind::Unauthorized
-            } else {
-                ErrorKind::Internal
-            };
-            Err(EngineError::new(kind, e.to_string()))
-        }
+        Err(e) => Err(super::registry_errors::login(e)),
     }
-}
-
-/// A registry error as moby's distribution route answers it: the registry's error code decides
-/// the status (unknown → 404, unauthorized → 401, denied → 403).
-fn distribution_error(e: RegistryError) -> EngineError {
-    let kind = match e.code() {
-        Some("MANIFEST_UNKNOWN" | "NAME_UNKNOWN" | "BLOB_UNKNOWN") => ErrorKind::NotFound,
-        Some("UNAUTHORIZED") => ErrorKind::Unauthorized,
-        Some("DENIED") => ErrorKind::Forbidden,
-        _ => ErrorKind::Internal,
-    };
-    EngineError::new(kind, e.to_string())
 }
 
 /// The descriptor of `name`'s manifest and the platforms it offers.
@@ -45,16 +26,16 @@ pub async fn distribution(engine: &Engine, name: &str, auth: Option<&str>) -> Re
         return Err(EngineError::internal("no manifest found for full image ID"));
     }
     let r = reference::parse_normalized(name)
-        .map_err(|e| EngineError::invalid(e.to_string()))?
+        .map_err(EngineError::invalid_cause)?
         .with_default_tag();
     let creds = AuthConfig::from_header(auth);
     let client = RegistryClient::for_reference(&engine.config().registry, &r, creds)
-        .map_err(distribution_error)?;
+        .map_err(super::registry_errors::distribution)?;
     let wanted = r.digest().or(r.tag()).unwrap_or("latest").to_string();
     let fetched = client
         .get_manifest(&wanted)
         .await
-        .map_err(distribution_error)?;
+        .map_err(super::registry_errors::distribution)?;
     let platforms: Value = match &fetched.manifest {
         Manifest::Index(idx) => Value::Array(
             idx.manifests

@@ -81,7 +81,7 @@ pub async fn search(
 }
 
 fn invalid(e: crate::params::ParamError) -> EngineError {
-    EngineError::invalid(e.to_string())
+    EngineError::invalid_cause(e)
 }
 
 /// moby's `splitReposSearchTerm`: a first component with `.` or `:` (or `localhost`) is a host.
@@ -122,7 +122,7 @@ async fn search_unfiltered(
     };
     let client =
         crate::registry::client::http_client_for(&engine.config().registry, certs_host, insecure)
-            .map_err(|e| EngineError::internal(e.to_string()))?;
+            .map_err(EngineError::internal_cause)?;
     let base = if official {
         remote = remote
             .strip_prefix("library/")

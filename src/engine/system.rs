@@ -185,9 +185,10 @@ pub fn info(engine: &Engine) -> Result<Value> {
             &c.id,
             &super::containers::state::State::parse(&c.state),
         );
-        match s.status.as_str() {
-            "running" if s.paused => paused += 1,
-            "running" | "restarting" => running += 1,
+        use super::containers::state::ContainerStatus;
+        match s.status {
+            ContainerStatus::Running if s.paused => paused += 1,
+            ContainerStatus::Running | ContainerStatus::Restarting => running += 1,
             _ => stopped += 1,
         }
     }
@@ -302,7 +303,7 @@ fn security_options() -> Vec<String> {
 
 /// `GET /system/df`.
 pub fn df(engine: &Engine) -> Result<Value> {
-    let none = Filters::parse(None).map_err(|e| super::EngineError::invalid(e.to_string()))?;
+    let none = Filters::parse(None).map_err(super::EngineError::invalid_cause)?;
     let list = images::list(engine, true, &none)?;
     let mut st = engine.store()?;
     let layers = st.read(|tx| Ok::<_, super::EngineError>(rows::total_layer_size(tx)?))?;

@@ -333,8 +333,7 @@ pub fn create(engine: &Engine, name: Option<&str>, request: CreateRequest) -> Re
             .or_else(|| list(&crate::runtime::READONLY_PATHS));
     }
     if let Some(h) = &config.healthcheck {
-        h.validate()
-            .map_err(|e| EngineError::invalid(e.to_string()))?;
+        h.validate().map_err(EngineError::invalid_cause)?;
     }
     // `default` is the bridge network; until networks exist it means a private network namespace.
     if matches!(hc.network_mode.as_str(), "" | "default") {
@@ -345,7 +344,7 @@ pub fn create(engine: &Engine, name: Option<&str>, request: CreateRequest) -> Re
     let created = store.write(|tx| {
         let image = crate::engine::images::resolve(tx, &image_name)?;
         let img_cfg = ImageConfig::parse(&image.config)
-            .map_err(|e| EngineError::internal(e.to_string()))?;
+            .map_err(EngineError::internal_cause)?;
         merge(&mut config, &img_cfg.config());
         if config.command_line().is_empty() {
             return Err(EngineError::invalid("no command specified"));

@@ -365,7 +365,7 @@ fn process_spec(engine: &Engine, rec: &ExecRecord, tty: bool) -> Result<oci::Pro
         let rootfs = bundle.join("merged");
         let (uid, gid, sgids) =
             crate::runtime::resolve_user(&rootfs, &rec.process_config.user, &[])
-                .map_err(|e| EngineError::internal(e.to_string()))?;
+                .map_err(EngineError::internal_cause)?;
         let mut user = oci::User::default();
         user.set_uid(uid)
             .set_gid(gid)
@@ -379,7 +379,7 @@ fn process_spec(engine: &Engine, rec: &ExecRecord, tty: bool) -> Result<oci::Pro
                 .height(u64::from(h))
                 .width(u64::from(w))
                 .build()
-                .map_err(|e| EngineError::internal(e.to_string()))?,
+                .map_err(EngineError::internal_cause)?,
         ),
         _ => None,
     };

@@ -58,9 +58,11 @@ pub fn human_duration(nanos: i64) -> String {
 
 /// The `Status` column of `docker ps` (moby `State.String`).
 pub fn status_text(s: &State, now: i64) -> String {
-    match s.status.as_str() {
-        "running" if s.paused => format!("Up {} (Paused)", human_duration(now - s.started_at)),
-        "running" => match &s.health {
+    match s.status {
+        ContainerStatus::Running if s.paused => {
+            format!("Up {} (Paused)", human_duration(now - s.started_at))
+        }
+        ContainerStatus::Running => match &s.health {
             // moby `Health.String`: `health: starting`, else the status itself.
             Some(h) => format!(
                 "Up {} ({})",
@@ -72,14 +74,14 @@ pub fn status_text(s: &State, now: i64) -> String {
             ),
             None => format!("Up {}", human_duration(now - s.started_at)),
         },
-        "restarting" => format!(
+        ContainerStatus::Restarting => format!(
             "Restarting ({}) {} ago",
             s.exit_code,
             human_duration(now - s.finished_at)
         ),
-        "removing" => "Removal In Progress".into(),
-        "dead" => "Dead".into(),
-        "created" => "Created".into(),
+        ContainerStatus::Removing => "Removal In Progress".into(),
+        ContainerStatus::Dead => "Dead".into(),
+        ContainerStatus::Created => "Created".into(),
         _ if s.started_at == 0 => "Created".into(),
         _ if s.finished_at == 0 => String::new(),
         _ => format!(
@@ -272,7 +274,7 @@ const STATUSES: &[&str] = &[
 pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result<Vec<Value>> {
     filters
         .validate(LIST_FILTERS)
-        .map_err(|e| EngineError::invalid(e.to_string()))?;
+        .map_err(EngineError::invalid_cause)?;
     for s in filters.values("status") {
         if !STATUSES.contains(&s) {
             return Err(EngineError::invalid(format!("invalid filter 'status={s}'")));

@@ -82,7 +82,7 @@ impl ContainerRow {
 
 /// How `Config` and `HostConfig` are stored: as they serialise.
 pub fn to_stored<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| EngineError::internal(e.to_string()))
+    serde_json::to_string(v).map_err(EngineError::internal_cause)
 }
 
 /// `HostConfig.LogConfig` as berth uses it: the driver (`json-file` unless set) and the

@@ -110,7 +110,7 @@ pub fn rename(engine: &Engine, name: &str, new_name: &str) -> Result<()> {
 pub fn prune(engine: &Engine, filters: &Filters) -> Result<Value> {
     filters
         .validate(&["until", "label", "label!"])
-        .map_err(|e| EngineError::invalid(e.to_string()))?;
+        .map_err(EngineError::invalid_cause)?;
     let until = crate::engine::images::until_filter(filters)?;
     let paths = engine.paths().clone();
     let rows = {

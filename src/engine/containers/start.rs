@@ -211,11 +211,9 @@ fn launch(
             .as_ref()
             .and_then(|p| p.apparmor_profile().as_deref());
         if profile == Some(runtime::apparmor::DEFAULT_PROFILE) {
-            runtime::apparmor::ensure_default_loaded()
-                .map_err(|e| EngineError::internal(e.to_string()))?;
+            runtime::apparmor::ensure_default_loaded().map_err(EngineError::internal_cause)?;
         }
-        let spec_bytes =
-            serde_json::to_vec_pretty(&spec).map_err(|e| EngineError::internal(e.to_string()))?;
+        let spec_bytes = serde_json::to_vec_pretty(&spec).map_err(EngineError::internal_cause)?;
         std::fs::write(dir.join("config.json"), spec_bytes)?;
         let log = super::log_settings(hc);
         let max_size = log
@@ -256,8 +254,7 @@ fn launch(
         });
         std::fs::write(
             run.join(crate::monitor::CONFIG_FILE),
-            serde_json::to_vec(&monitor_config)
-                .map_err(|e| EngineError::internal(e.to_string()))?,
+            serde_json::to_vec(&monitor_config).map_err(EngineError::internal_cause)?,
         )?;
         launch::spawn(&run, &monitor_bin()?).map_err(|e| start_error(&e.to_string()))
     })();

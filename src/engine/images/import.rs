@@ -28,8 +28,7 @@ pub fn import(engine: &Engine, req: &ImportRequest, body: impl Read) -> Result<S
         Some(repo_tag_reference(req.repo, req.tag)?)
     };
     let mut container_config = Map::new();
-    apply_changes(&mut container_config, req.changes)
-        .map_err(|e| EngineError::invalid(e.to_string()))?;
+    apply_changes(&mut container_config, req.changes).map_err(EngineError::invalid_cause)?;
     let comment = if req.message.is_empty() {
         format!("Imported from {}", req.source)
     } else {
@@ -48,7 +47,7 @@ pub fn import(engine: &Engine, req: &ImportRequest, body: impl Read) -> Result<S
         "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [staged.diff_id]},
     });
-    let bytes = serde_json::to_vec(&config).map_err(|e| EngineError::internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(&config).map_err(EngineError::internal_cause)?;
     let tags: Vec<_> = tag.into_iter().collect();
     let reg = register(
         engine,

@@ -155,7 +155,7 @@ pub fn register(
     tags: &[Reference],
     action: &str,
 ) -> Result<Registered> {
-    let cfg = ImageConfig::parse(config).map_err(|e| EngineError::invalid(e.to_string()))?;
+    let cfg = ImageConfig::parse(config).map_err(EngineError::invalid_cause)?;
     let diff_ids = cfg.diff_ids();
     if diff_ids.len() != layers_in.len() {
         return Err(EngineError::invalid(format!(
@@ -192,12 +192,12 @@ pub fn register(
 pub fn list(engine: &Engine, all: bool, filters: &Filters) -> Result<Vec<Value>> {
     filters
         .validate(&["before", "dangling", "label", "reference", "since", "until"])
-        .map_err(|e| EngineError::invalid(e.to_string()))?;
+        .map_err(EngineError::invalid_cause)?;
     let dangling = if filters.contains("dangling") {
         Some(
             filters
                 .bool_or_default("dangling", false)
-                .map_err(|e| EngineError::invalid(e.to_string()))?,
+                .map_err(EngineError::invalid_cause)?,
         )
     } else {
         None
@@ -640,10 +640,10 @@ pub fn prune_labels_match(filters: &Filters, labels: &BTreeMap<String, String>) 
 pub fn prune(engine: &Engine, filters: &Filters) -> Result<Value> {
     filters
         .validate(&["dangling", "label", "label!", "until"])
-        .map_err(|e| EngineError::invalid(e.to_string()))?;
+        .map_err(EngineError::invalid_cause)?;
     let dangling_only = filters
         .bool_or_default("dangling", true)
-        .map_err(|e| EngineError::invalid(e.to_string()))?;
+        .map_err(EngineError::invalid_cause)?;
     let until = until_filter(filters)?;
     let paths = engine.paths().clone();
     let trash = engine.scratch("trash")?;

@@ -22,6 +22,8 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, json};
 use sha2::{Digest as _, Sha256};
+
+use crate::engine::registry_errors;
 use tokio::sync::Semaphore;
 
 use crate::image::config::{ImageConfig, chain_ids};
@@ -93,37 +95,12 @@ pub fn parse_request(from_image: &str, tag: &str, platform: &str) -> Result<Pull
     let platform = if platform.is_empty() {
         None
     } else {
-        Some(Platform::parse(platform).map_err(|e| EngineError::invalid(e.to_string()))?)
+        Some(Platform::parse(platform).map_err(EngineError::invalid_cause)?)
     };
     Ok(PullRequest {
         reference: r,
         platform,
     })
-}
-
-/// A registry failure in Docker's words (moby's `translatePullError`): denied, unknown
-/// manifest and unknown repository are 404s with moby's texts; the rest is a 500.
-pub fn pull_error(e: RegistryError, r: &Reference) -> EngineError {
-    let familiar_string = r.familiar();
-    let familiar_name = r.familiar_name();
-    match &e {
-        RegistryError::Api { entry, .. } => match entry.code.as_str() {
-            "DENIED" => EngineError::not_found(format!(
-                "pull access denied for {familiar_name}, repository does not exist or may require 'docker login': {entry}"
-            )),
-            "MANIFEST_UNKNOWN" => {
-                EngineError::not_found(format!("manifest for {familiar_string} not found: {entry}"))
-            }
-            "NAME_UNKNOWN" => {
-                EngineError::not_found(format!("repository {familiar_name} not found: {entry}"))
-            }
-            _ => EngineError::internal(e.to_string()),
-        },
-        RegistryError::NoMatchingPlatform(_) => EngineError::not_found(e.to_string()),
-        RegistryError::InvalidPlatform(_) => EngineError::invalid(e.to_string()),
-        RegistryError::UnsupportedMediaType(_) => EngineError::invalid(e.to_string()),
-        _ => EngineError::internal(e.to_string()),
-    }
 }
 
 /// A pull whose first manifest (or tag list) is known: ready to stream.
@@ -138,9 +115,12 @@ pub struct Prepared {
 pub async fn prepare(engine: &Engine, request: PullRequest, creds: AuthConfig) -> Result<Prepared> {
     let r = &request.reference;
     let client = RegistryClient::for_reference(&engine.config().registry, r, creds)
-        .map_err(|e| pull_error(e, r))?;
+        .map_err(|e| registry_errors::pull(e, r))?;
     if request.all_tags() {
-        let tags = client.list_tags().await.map_err(|e| pull_error(e, r))?;
+        let tags = client
+            .list_tags()
+            .await
+            .map_err(|e| registry_errors::pull(e, r))?;
         return Ok(Prepared {
             client: Arc::new(client),
             request,
@@ -152,7 +132,7 @@ pub async fn prepare(engine: &Engine, request: PullRequest, creds: AuthConfig) -
     let first = client
         .get_manifest(&wanted)
         .await
-        .map_err(|e| pull_error(e, r))?;
+        .map_err(|e| registry_errors::pull(e, r))?;
     Ok(Prepared {
         client: Arc::new(client),
         request,
@@ -194,7 +174,7 @@ pub async fn run(engine: Engine, p: Prepared, out: ProgressSender) -> Result<()>
                 .client
                 .get_manifest(tag)
                 .await
-                .map_err(|e| pull_error(e, &r))?;
+                .map_err(|e| registry_errors::pull(e, &r))?;
             let (id, u, _) = pull_one(&engine, &p.client, &r, m, &p.request.platform, &out).await?;
             updated |= u;
             last_image = Some(id);
@@ -289,13 +269,13 @@ async fn pull_one(
     let manifest_digest = fetched.digest.clone();
     let manifest = resolve_platform(client, fetched, want)
         .await
-        .map_err(|e| pull_error(e, r))?;
+        .map_err(|e| registry_errors::pull(e, r))?;
     check_media_types(&manifest)?;
 
     let config = client
         .get_blob_bytes(&manifest.config.digest, CONFIG_LIMIT)
         .await
-        .map_err(|e| pull_error(e, r))?;
+        .map_err(|e| registry_errors::pull(e, r))?;
     let cfg = ImageConfig::parse(&config)
         .map_err(|e| EngineError::invalid(format!("invalid image config: {e}")))?;
     let os = cfg.str_field("os");
@@ -393,7 +373,7 @@ async fn pull_one(
             let _permit = permits
                 .acquire_owned()
                 .await
-                .map_err(|e| EngineError::internal(e.to_string()))?;
+                .map_err(EngineError::internal_cause)?;
             let file = blob.file.clone();
             let staged = blocking(move || extract(&engine, &scratch, i, file, &l, &out)).await?;
             Ok::<_, EngineError>((blob, staged))
@@ -528,7 +508,7 @@ fn commit(
     manifest_digest: &str,
     blobs: &[BlobRow],
 ) -> Result<(String, bool)> {
-    let cfg = ImageConfig::parse(config).map_err(|e| EngineError::invalid(e.to_string()))?;
+    let cfg = ImageConfig::parse(config).map_err(EngineError::invalid_cause)?;
     let id = crate::util::sha256_digest(config);
     let paths = engine.paths().clone();
     let mut store = engine.store()?;
@@ -561,7 +541,6 @@ fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::ErrorKind;
 
     #[test]
     fn parses_pull_requests() {
@@ -579,44 +558,5 @@ mod tests {
         assert!(parse_request("UPPER", "latest", "").is_err());
         assert!(parse_request("x", "bad tag", "").is_err());
         assert!(parse_request("x", "latest", "linux//").is_err());
-    }
-
-    #[test]
-    fn translates_registry_errors_like_moby() {
-        let r = parse_request("127.0.0.1:5000/nope", "latest", "")
-            .unwrap()
-            .reference;
-        let api = |code: &str, message: &str| RegistryError::Api {
-            status: 404,
-            entry: crate::registry::error::ApiErrorEntry {
-                code: code.into(),
-                message: message.into(),
-            },
-        };
-        let e = pull_error(
-            api("DENIED", "requested access to the resource is denied"),
-            &r,
-        );
-        assert_eq!(e.kind, ErrorKind::NotFound);
-        assert_eq!(
-            e.message,
-            "pull access denied for 127.0.0.1:5000/nope, repository does not exist or may require 'docker login': denied: requested access to the resource is denied"
-        );
-        let e = pull_error(api("MANIFEST_UNKNOWN", "manifest unknown"), &r);
-        assert_eq!(
-            e.message,
-            "manifest for 127.0.0.1:5000/nope:latest not found: manifest unknown: manifest unknown"
-        );
-        let e = pull_error(
-            api("NAME_UNKNOWN", "repository name not known to registry"),
-            &r,
-        );
-        assert_eq!(
-            e.message,
-            "repository 127.0.0.1:5000/nope not found: name unknown: repository name not known to registry"
-        );
-        let e = pull_error(api("UNAUTHORIZED", "authentication required"), &r);
-        assert_eq!(e.kind, ErrorKind::Internal);
-        assert_eq!(e.message, "unauthorized: authentication required");
     }
 }

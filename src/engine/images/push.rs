@@ -28,9 +28,10 @@ use futures_util::future::try_join_all;
 use serde_json::{Map, json};
 use tokio::sync::Semaphore;
 
+use crate::engine::registry_errors;
 use crate::image::config::ImageConfig;
 use crate::image::reference::{self, Reference};
-use crate::registry::{AuthConfig, Platform, RegistryClient, RegistryError};
+use crate::registry::{AuthConfig, Platform, RegistryClient};
 use crate::store::distribution as dist;
 use crate::util::short_id;
 use crate::util::time::now_nanos;
@@ -190,9 +191,9 @@ async fn run(
         blocking(move || plan::plan(&engine, &repo, tag.as_deref())).await?
     };
     let client = RegistryClient::for_reference(&engine.config().registry, repo, creds)
-        .map_err(registry_error)?;
+        .map_err(registry_errors::push)?;
     // moby pings the registry before anything else; its failure reads `Get "…/v2/": …`.
-    client.base_url().await.map_err(registry_error)?;
+    client.base_url().await.map_err(registry_errors::push)?;
     let remote = Mutex::new(HashMap::new());
     let shared = Shared {
         engine,
@@ -255,7 +256,7 @@ async fn push_tag(sh: &Shared<'_>, p: &TagPlan) -> Result<()> {
     sh.client
         .put_manifest(&p.tag, MANIFEST_V2, Bytes::from(bytes))
         .await
-        .map_err(registry_error)?;
+        .map_err(registry_errors::push)?;
     out.send(&progress::message(
         "",
         &format!("{}: digest: {digest} size: {size}", p.tag),
@@ -286,13 +287,17 @@ async fn push_tag(sh: &Shared<'_>, p: &TagPlan) -> Result<()> {
 /// The config blob: the image's config bytes as stored (their digest is the image ID), sent
 /// unless the repository has them.
 async fn config_blob(client: &RegistryClient, image_id: &str, config: &[u8]) -> Result<Descriptor> {
-    if let Some(stat) = client.stat_blob(image_id).await.map_err(registry_error)? {
+    if let Some(stat) = client
+        .stat_blob(image_id)
+        .await
+        .map_err(registry_errors::push)?
+    {
         return Ok(Descriptor::config(image_id, stat.size));
     }
     let digest = client
         .put_blob(Bytes::copy_from_slice(config))
         .await
-        .map_err(registry_error)?;
+        .map_err(registry_errors::push)?;
     Ok(Descriptor::config(&digest, config.len() as u64))
 }
 
@@ -314,15 +319,6 @@ fn push_event(engine: &Engine, target: &PushTarget) -> Result<()> {
         crate::store::events::append(tx, now_nanos(), "image", "push", &actor, &attrs)?;
         Ok(())
     })
-}
-
-fn registry_error(e: RegistryError) -> EngineError {
-    let kind = if e.is_unauthorized() {
-        ErrorKind::Unauthorized
-    } else {
-        ErrorKind::Unavailable
-    };
-    EngineError::new(kind, e.to_string())
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

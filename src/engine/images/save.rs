@@ -128,7 +128,7 @@ pub fn write(engine: &Engine, images: &[SaveImage], out: impl Write) -> Result<(
             },
             "layers": layer_descs,
         }))
-        .map_err(|e| EngineError::internal(e.to_string()))?;
+        .map_err(EngineError::internal_cause)?;
         let manifest_digest = crate::util::sha256_digest(&manifest);
         let manifest_hex = digest_hex(&manifest_digest).to_string();
         if written.insert(manifest_hex.clone()) {
@@ -174,7 +174,7 @@ pub fn write(engine: &Engine, images: &[SaveImage], out: impl Write) -> Result<(
 }
 
 fn to_bytes(v: &Value) -> Result<Vec<u8>> {
-    let mut b = serde_json::to_vec(v).map_err(|e| EngineError::internal(e.to_string()))?;
+    let mut b = serde_json::to_vec(v).map_err(EngineError::internal_cause)?;
     b.push(b'\n');
     Ok(b)
 }

@@ -96,7 +96,7 @@ pub(super) async fn fetch_blob(
                 .clone()
                 .acquire_owned()
                 .await
-                .map_err(|e| EngineError::internal(e.to_string()))?
+                .map_err(EngineError::internal_cause)?
         }
     };
     let dir = blob_dir(engine);
@@ -169,9 +169,7 @@ pub(super) async fn fetch_blob(
         }
     }
     drop(tx);
-    let written = writer
-        .await
-        .map_err(|e| EngineError::internal(e.to_string()))?;
+    let written = writer.await.map_err(EngineError::internal_cause)?;
     if let Some(e) = failed {
         return Err(e);
     }
@@ -220,7 +218,7 @@ pub(super) async fn receive(
     let mut resp = resp.map_err(|e| {
         // moby retries anything but a registry's 4xx answer (denied, unknown, …).
         let fatal = e.status().is_some_and(|s| (400..500).contains(&s));
-        let e = EngineError::internal(e.to_string());
+        let e = EngineError::internal_cause(e);
         if fatal {
             Received::Fatal(e)
         } else {
@@ -311,7 +309,7 @@ pub(super) fn write_blob(
         file.write_all(&chunk)?;
     }
     file.into_inner()
-        .map_err(|e| EngineError::internal(e.to_string()))?
+        .map_err(EngineError::internal_cause)?
         .sync_all()?;
     Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
 }
