@@ -194,6 +194,25 @@ def test_events_for_a_run(engine):
         assert a in actions, actions
 
 
+def test_docker_restart_stops_starts_and_tells(engine):
+    n = name("restarted")
+    engine.docker("run", "-d", "--name", n, "busybox", "sleep", "300")
+    try:
+        first = inspect(engine, n)["State"]
+        since = time.time()
+        engine.docker("restart", "-t", "1", n)
+        st = inspect(engine, n)["State"]
+        assert st["Running"] and st["Pid"] != first["Pid"], (first, st)
+        assert st["StartedAt"] != first["StartedAt"]
+        until = time.time() + 1
+        _, out, _ = engine.docker("events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
+                                  "--filter", f"container={n}", "--format", "{{.Action}}")
+        actions = out.split()
+        assert actions.index("kill") < actions.index("start") < actions.index("restart"), actions
+    finally:
+        engine.docker("rm", "-f", n, check=False)
+
+
 def test_docker_py_containers(client):
     out = client.containers.run("busybox", ["sh", "-c", "echo py"], remove=True)
     assert out == b"py\n"

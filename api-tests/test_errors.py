@@ -87,6 +87,19 @@ def test_json_body_wrong_content_type(engine):
 # --------------------------------------------------------------------------- unknown objects
 
 
+@pytest.mark.parametrize("query,message", [
+    ("all=%zz", 'invalid URL escape "%zz"'),
+    ("all=1;limit=2", "invalid semicolon separator in query"),
+])
+def test_malformed_query_is_400(engine, query, message):
+    # moby's handlers start with httputils.ParseForm: Go's url.ParseQuery errors are 400s.
+    r = engine.api("GET", f"/containers/json?{query}")
+    assert r.status == 400, (r.status, r.body)
+    assert r.json()["message"] == message
+    # /_ping reads no form and still answers.
+    assert engine.api("GET", f"/_ping?{query}").status == 200
+
+
 def test_inspect_unknown_image_cli(engine):
     rc, out, err = engine.docker("image", "inspect", "nope", check=False)
     assert rc == 1

@@ -7,13 +7,13 @@
 pub mod api;
 pub mod config;
 pub mod engine;
-pub mod image;
+pub(crate) mod image;
 pub mod model;
 /// The per-container monitor, its own crate (monitor/) so that nothing async links into it.
 pub use berth_monitor as monitor;
-pub mod params;
+pub(crate) mod params;
 pub mod registry;
 pub mod runtime;
 pub mod serve;
 pub mod store;
-pub mod util;
+pub(crate) mod util;

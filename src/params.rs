@@ -11,16 +11,16 @@ use std::str::FromStr;
 pub enum ParamError {
     /// moby `filters.invalidFilter`: `invalid filter`, `invalid filter 'k'`, `invalid filter 'k=[a b]'`.
     #[error("{}", invalid_filter_text(.filter, .values))]
-    InvalidFilter {
+    Filter {
         filter: Option<String>,
         values: Option<Vec<String>>,
     },
     /// Go `strconv.Atoi` error text for an integer parameter.
     #[error("strconv.Atoi: parsing {}: {}", go_quote(.value), if *.out_of_range { "value out of range" } else { "invalid syntax" })]
-    InvalidInt { value: String, out_of_range: bool },
+    Int { value: String, out_of_range: bool },
     /// Go `url.ParseQuery` errors (`invalid semicolon separator in query`, `invalid URL escape "%zz"`).
     #[error("{0}")]
-    InvalidQuery(String),
+    Query(String),
 }
 
 fn invalid_filter_text(filter: &Option<String>, values: &Option<Vec<String>>) -> String {
@@ -76,7 +76,7 @@ fn unescape(s: &str, strict: bool) -> Result<String, ParamError> {
                 if strict {
                     let end = (i + 3).min(b.len());
                     let bad = String::from_utf8_lossy(&b[i..end]);
-                    return Err(ParamError::InvalidQuery(format!(
+                    return Err(ParamError::Query(format!(
                         "invalid URL escape {}",
                         go_quote(&bad)
                     )));
@@ -97,7 +97,7 @@ fn parse_pairs(q: &str, strict: bool) -> Result<Vec<(String, String)>, ParamErro
         if part.contains(';') {
             // Go (since 1.17) refuses ';' separators.
             if strict {
-                return Err(ParamError::InvalidQuery(
+                return Err(ParamError::Query(
                     "invalid semicolon separator in query".into(),
                 ));
             }
@@ -136,10 +136,6 @@ impl Query {
         }))
     }
 
-    pub fn pairs(&self) -> &[(String, String)] {
-        &self.0
-    }
-
     /// First value of `k` (Go `Form.Get`).
     pub fn get(&self, k: &str) -> Option<&str> {
         self.0
@@ -157,10 +153,6 @@ impl Query {
             .collect()
     }
 
-    pub fn contains(&self, k: &str) -> bool {
-        self.0.iter().any(|(key, _)| key == k)
-    }
-
     /// `httputils.BoolValueOrDefault`: absent ⇒ `default`, present (even empty) ⇒ [`bool_value`].
     pub fn bool(&self, k: &str, default: bool) -> bool {
         match self.get(k) {
@@ -175,7 +167,7 @@ impl Query {
             None | Some("") => Ok(None),
             Some(v) => v.parse::<T>().map(Some).map_err(|_| {
                 let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
-                ParamError::InvalidInt {
+                ParamError::Int {
                     value: v.to_string(),
                     out_of_range: !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()),
                 }
@@ -194,7 +186,7 @@ pub struct Filters {
 impl Filters {
     /// moby `filters.FromJSON`; `None`, `""` and `null` are no filters; bad input ⇒ `invalid filter`.
     pub fn parse(s: Option<&str>) -> Result<Filters, ParamError> {
-        let invalid = || ParamError::InvalidFilter {
+        let invalid = || ParamError::Filter {
             filter: None,
             values: None,
         };
@@ -263,19 +255,6 @@ impl Filters {
         Some(f)
     }
 
-    /// Adds a value (moby `Args.Add`).
-    pub fn add(&mut self, key: &str, value: &str) {
-        match self.fields.iter_mut().find(|(k, _)| k == key) {
-            Some((_, vals)) => match vals.iter_mut().find(|(v, _)| v == value) {
-                Some(entry) => entry.1 = true,
-                None => vals.push((value.to_string(), true)),
-            },
-            None => self
-                .fields
-                .push((key.to_string(), vec![(value.to_string(), true)])),
-        }
-    }
-
     fn field(&self, key: &str) -> Option<&Vec<(String, bool)>> {
         self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
@@ -287,17 +266,12 @@ impl Filters {
             .iter()
             .find(|(k, _)| !accepted.contains(&k.as_str()))
         {
-            Some((k, _)) => Err(ParamError::InvalidFilter {
+            Some((k, _)) => Err(ParamError::Filter {
                 filter: Some(k.clone()),
                 values: None,
             }),
             None => Ok(()),
         }
-    }
-
-    /// The filter keys in request order.
-    pub fn keys(&self) -> Vec<&str> {
-        self.fields.iter().map(|(k, _)| k.as_str()).collect()
     }
 
     /// All values of `key` (moby `Args.Get`, whatever their boolean).
@@ -318,7 +292,7 @@ impl Filters {
             return Ok(default);
         };
         if vals.is_empty() {
-            return Err(ParamError::InvalidFilter {
+            return Err(ParamError::Filter {
                 filter: Some(key.to_string()),
                 values: None,
             });
@@ -327,7 +301,7 @@ impl Filters {
         let is_false = set("0") || set("false");
         let is_true = set("1") || set("true");
         if is_false == is_true {
-            return Err(ParamError::InvalidFilter {
+            return Err(ParamError::Filter {
                 filter: Some(key.to_string()),
                 values: Some(vals.iter().map(|(v, _)| v.clone()).collect()),
             });
@@ -356,19 +330,6 @@ impl Filters {
                 (Some(_), None) => true,
             }
         })
-    }
-
-    /// moby `Args.ExactMatch`: no values ⇒ true; else `source` must be a value set to true.
-    pub fn exact_match(&self, key: &str, source: &str) -> bool {
-        match self.field(key) {
-            Some(v) if !v.is_empty() => v.iter().any(|(s, b)| *b && s == source),
-            _ => true,
-        }
-    }
-
-    /// moby `Args.FuzzyMatch`: exact match, or some value is a prefix of `source`.
-    pub fn fuzzy_match(&self, key: &str, source: &str) -> bool {
-        self.exact_match(key, source) || self.values(key).iter().any(|p| source.starts_with(p))
     }
 
     /// No filter keys at all (moby `Args.Len() == 0`).
@@ -418,7 +379,7 @@ mod tests {
         assert_eq!(q.get("t"), Some("a"));
         assert_eq!(q.all("t"), vec!["a", "b"]);
         assert_eq!(q.get("zz"), None);
-        assert_eq!(Query::parse(None).pairs().len(), 0);
+        assert_eq!(Query::parse(None), Query::default());
         assert_eq!(
             Query::parse_strict(Some("a=%zz")).unwrap_err().to_string(),
             "invalid URL escape \"%zz\""
@@ -528,7 +489,6 @@ mod tests {
         // A value sent as false does not count (Go reads the map's bool).
         let off = Filters::parse(Some(r#"{"dangling":{"true":false}}"#)).unwrap();
         assert!(off.bool_or_default("dangling", true).is_err());
-        assert!(!off.exact_match("dangling", "true"));
     }
 
     #[test]
@@ -547,11 +507,6 @@ mod tests {
         assert!(!f(r#"{"label":["a","c"]}"#).match_kv("label", &labels));
         assert!(f(r#"{"other":["x"]}"#).match_kv("label", &labels));
         assert!(!f(r#"{"label":["a"]}"#).match_kv("label", &BTreeMap::new()));
-        let mut g = Filters::default();
-        g.add("id", "abc");
-        assert!(g.fuzzy_match("id", "abcdef"));
-        assert!(!g.fuzzy_match("id", "xabc"));
-        assert!(g.exact_match("name", "anything"));
     }
 
     #[test]

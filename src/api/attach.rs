@@ -117,18 +117,9 @@ async fn connect(
 async fn waiting_worthwhile(engine: &crate::engine::Engine, id: &str) -> bool {
     let engine = engine.clone();
     let id = id.to_string();
-    tokio::task::spawn_blocking(move || {
-        let Ok(mut store) = engine.store() else {
-            return false;
-        };
-        let Ok(row) = store.read(|tx| resolve(tx, &id)) else {
-            return false;
-        };
-        let s = current(engine.paths(), &row.id, &State::parse(&row.state));
-        s.status == ContainerStatus::Created || s.status == ContainerStatus::Restarting
-    })
-    .await
-    .unwrap_or(false)
+    tokio::task::spawn_blocking(move || crate::engine::containers::awaits_start(&engine, &id))
+        .await
+        .unwrap_or(false)
 }
 
 /// Copy monitor frames to the client until the monitor closes; strip headers for a TTY.
@@ -246,18 +237,7 @@ pub async fn attach(ctx: &Ctx, name: String, q: &Query, mut req: Request<Incomin
     {
         let e = engine.clone();
         let id = t.id.clone();
-        let _ = blocking(move || {
-            let row = e.store()?.read(|tx| resolve(tx, &id))?;
-            e.store()?.write(|tx| {
-                crate::engine::containers::inspect::container_event(
-                    tx,
-                    "attach",
-                    &row,
-                    serde_json::Map::new(),
-                )
-            })
-        })
-        .await;
+        let _ = blocking(move || crate::engine::containers::record_event(&e, &id, "attach")).await;
     }
     tokio::spawn(async move {
         let _guard = guard;
@@ -333,15 +313,7 @@ pub async fn attach(ctx: &Ctx, name: String, q: &Query, mut req: Request<Incomin
                     let e = engine.clone();
                     let id = t.id.clone();
                     let _ = tokio::task::spawn_blocking(move || {
-                        if let Ok(mut st) = e.store()
-                            && let Ok(row) = st.read(|tx| resolve(tx, &id))
-                        {
-                            let _ = st.write(|tx| {
-                                crate::engine::containers::inspect::container_event(
-                                    tx, "detach", &row, serde_json::Map::new(),
-                                )
-                            });
-                        }
+                        crate::engine::containers::record_event(&e, &id, "detach")
                     })
                     .await;
                 } else {

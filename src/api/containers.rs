@@ -109,12 +109,7 @@ pub async fn wait(ctx: &Ctx, id: String, q: &Query) -> ApiResult {
     {
         let engine = ctx.engine.clone();
         let id = id.clone();
-        blocking(move || {
-            engine
-                .store()?
-                .read(|tx| crate::engine::containers::resolve(tx, &id).map(|_| ()))
-        })
-        .await?;
+        blocking(move || crate::engine::containers::check_exists(&engine, &id)).await?;
     }
     let engine = ctx.engine.clone();
     let (tx, rx) = mpsc::channel::<Bytes>(1);
@@ -211,21 +206,6 @@ pub async fn restart(ctx: &Ctx, id: String, q: &Query) -> ApiResult {
     let t: Option<i64> = q.int("t")?;
     let signal = q.get("signal").map(String::from);
     let engine = ctx.engine.clone();
-    blocking(move || {
-        lifecycle::stop(&engine, &id, t, signal.as_deref())?;
-        crate::engine::containers::start::start(&engine, &id)?;
-        let row = engine
-            .store()?
-            .read(|tx| crate::engine::containers::resolve(tx, &id))?;
-        engine.store()?.write(|tx| {
-            crate::engine::containers::inspect::container_event(
-                tx,
-                "restart",
-                &row,
-                serde_json::Map::new(),
-            )
-        })
-    })
-    .await?;
+    blocking(move || lifecycle::restart(&engine, &id, t, signal.as_deref())).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }

@@ -1,22 +1,22 @@
 //! HTTP only: version prefixes, routing, Docker's headers and error shapes. The work itself is in
 //! `engine`; handlers decode the request, call the engine off the async thread and encode.
 
-pub mod attach;
-pub mod container_ops;
-pub mod containers;
-pub mod events;
-pub mod exec;
-pub mod images;
-pub mod json_body;
-pub mod login;
-pub mod pull;
-pub mod push;
-pub mod response;
+pub(crate) mod attach;
+pub(crate) mod container_ops;
+pub(crate) mod containers;
+pub(crate) mod events;
+pub(crate) mod exec;
+pub(crate) mod images;
+pub(crate) mod json_body;
+pub(crate) mod login;
+pub(crate) mod pull;
+pub(crate) mod push;
+pub(crate) mod response;
 pub mod routes;
 
 /// Query-string and filter conventions live outside the API layer: the engine reads filters too.
-pub use crate::params;
-pub mod system;
+pub(crate) use crate::params;
+pub(crate) mod system;
 
 use hyper::{Request, StatusCode, body::Incoming, header::HeaderValue};
 
@@ -136,7 +136,19 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> ApiResult {
         drain(req).await;
         return Err(ApiError::not_found("page not found"));
     };
-    let q = Query::parse(req.uri().query());
+    // moby's handlers start with `httputils.ParseForm`: a bad escape or a `;` is a 400 (the
+    // ping handler reads no form).
+    let q = if h == H::Ping {
+        Query::parse(req.uri().query())
+    } else {
+        match Query::parse_strict(req.uri().query()) {
+            Ok(q) => q,
+            Err(e) => {
+                drain(req).await;
+                return Err(e.into());
+            }
+        }
+    };
     match h {
         H::Ping => Ok(system::ping(method == "HEAD")),
         H::Version => system::version(&ctx).await,

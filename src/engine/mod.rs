@@ -4,14 +4,14 @@
 //! between calls, because other processes change the store at any time.
 
 pub mod containers;
-pub mod error;
-pub mod events;
-pub mod images;
-pub mod progress;
-pub mod registry_errors;
-pub mod registry_ops;
-pub mod search;
-pub mod system;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod images;
+pub(crate) mod progress;
+pub(crate) mod registry_errors;
+pub(crate) mod registry_ops;
+pub(crate) mod search;
+pub(crate) mod system;
 
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;

@@ -104,10 +104,6 @@ pub struct ProgressSender {
 }
 
 impl ProgressSender {
-    pub fn new(tx: mpsc::Sender<Bytes>) -> ProgressSender {
-        ProgressSender { tx }
-    }
-
     /// A sender and the receiver to hand to `api::response::streaming`.
     pub fn channel() -> (ProgressSender, mpsc::Receiver<Bytes>) {
         let (tx, rx) = mpsc::channel(64);

@@ -1,8 +1,8 @@
 //! Images on disk: references, layer extraction and reassembly, image configs, archives.
 
-pub mod changes;
-pub mod config;
-pub mod layer;
-pub mod reference;
-pub mod tar_limit;
-pub mod tarwrite;
+pub(crate) mod changes;
+pub(crate) mod config;
+pub(crate) mod layer;
+pub(crate) mod reference;
+pub(crate) mod tar_limit;
+pub(crate) mod tarwrite;

@@ -6,14 +6,14 @@
 //! - `client`: one repository on one registry (ping, tokens, manifests, blobs, tags, login)
 //! - `manifest`, `platform`: the documents and picking a platform from an index
 
-pub mod auth;
-pub mod certs;
-pub mod client;
+pub(crate) mod auth;
+pub(crate) mod certs;
+pub(crate) mod client;
 pub mod config;
-pub mod error;
-pub mod manifest;
-pub mod platform;
-pub mod upload;
+pub(crate) mod error;
+pub(crate) mod manifest;
+pub(crate) mod platform;
+pub(crate) mod upload;
 
 pub use auth::AuthConfig;
 pub use client::{Access, RegistryClient, login, repository_scope};

@@ -1,7 +1,7 @@
 //! `berth serve`: HTTP/1.1 on an activated (or self-bound) unix socket, exiting when idle.
 
 pub mod activation;
-pub mod activity;
+pub(crate) mod activity;
 
 use std::convert::Infallible;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

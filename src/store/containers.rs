@@ -124,10 +124,6 @@ pub fn delete(tx: &Transaction, id: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn count(tx: &Transaction) -> Result<i64> {
-    Ok(tx.query_row("SELECT count(*) FROM containers", [], |r| r.get(0))?)
-}
-
 /// Containers made from an image.
 pub fn using_image(tx: &Transaction, image_id: &str) -> Result<Vec<ContainerRow>> {
     let mut stmt = tx.prepare_cached(&format!(

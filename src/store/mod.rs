@@ -4,11 +4,11 @@
 //! consistency between processes. Writes run in `BEGIN IMMEDIATE` so that two processes never
 //! both read and then fail to upgrade to a write lock; uniqueness is a constraint, not a check.
 
-pub mod containers;
-pub mod distribution;
-pub mod events;
-pub mod images;
-pub mod meta;
+pub(crate) mod containers;
+pub(crate) mod distribution;
+pub(crate) mod events;
+pub(crate) mod images;
+pub(crate) mod meta;
 pub mod private;
 mod schema;
 

@@ -8,7 +8,7 @@ use serde_json::{Map, json};
 
 use crate::store::containers::ContainerRow;
 
-use super::super::{Engine, EngineError, ErrorKind, Result};
+use super::super::{Engine, EngineError, Result};
 use super::inspect::container_event;
 use super::resolve;
 use super::state::{ContainerStatus, State, current};
@@ -344,9 +344,17 @@ pub fn wait(
     }
 }
 
-/// Does this error mean "not found"?
-pub fn is_not_found(e: &EngineError) -> bool {
-    e.kind == ErrorKind::NotFound
+/// `POST /containers/{id}/restart`: stop (signal, then SIGKILL after `timeout`), start, and
+/// the `restart` event.
+pub fn restart(
+    engine: &Engine,
+    name: &str,
+    timeout: Option<i64>,
+    signal: Option<&str>,
+) -> Result<()> {
+    stop(engine, name, timeout, signal)?;
+    super::start::start(engine, name)?;
+    super::record_event(engine, name, "restart")
 }
 
 #[cfg(test)]

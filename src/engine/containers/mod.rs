@@ -2,19 +2,19 @@
 //! monitor's files, and (in submodules) each operation.
 
 pub mod boot;
-pub mod cgroup_stats;
-pub mod create;
+pub(crate) mod cgroup_stats;
+pub(crate) mod create;
 pub mod exec;
 pub mod exited;
-pub mod inspect;
-pub mod lifecycle;
-pub mod logs;
-pub mod names;
-pub mod ops;
-pub mod remove;
-pub mod rootfs;
-pub mod start;
-pub mod state;
+pub(crate) mod inspect;
+pub(crate) mod lifecycle;
+pub(crate) mod logs;
+pub(crate) mod names;
+pub(crate) mod ops;
+pub(crate) mod remove;
+pub(crate) mod rootfs;
+pub(crate) mod start;
+pub(crate) mod state;
 
 use std::fs::File;
 use std::path::Path;
@@ -102,6 +102,34 @@ pub fn log_settings(hc: &HostConfig) -> LogSettings {
             .and_then(|s| s.parse().ok())
             .unwrap_or(1),
     }
+}
+
+/// Record a container event (`attach`, `detach`, …) with moby's attributes.
+pub fn record_event(engine: &Engine, name: &str, action: &str) -> Result<()> {
+    let mut store = engine.store()?;
+    let row = store.read(|tx| resolve(tx, name))?;
+    store.write(|tx| inspect::container_event(tx, action, &row, serde_json::Map::new()))
+}
+
+/// `No such container` unless `name` resolves.
+pub fn check_exists(engine: &Engine, name: &str) -> Result<()> {
+    engine.store()?.read(|tx| resolve(tx, name).map(|_| ()))
+}
+
+/// Is the container still to (re)start, so that an attacher should keep waiting? False
+/// once it is gone or has run and exited.
+pub fn awaits_start(engine: &Engine, name: &str) -> bool {
+    let Ok(row) = engine
+        .store()
+        .and_then(|mut s| s.read(|tx| resolve(tx, name)))
+    else {
+        return false;
+    };
+    let s = state::current(engine.paths(), &row.id, &state::State::parse(&row.state));
+    matches!(
+        s.status,
+        state::ContainerStatus::Created | state::ContainerStatus::Restarting
+    )
 }
 
 /// The json-file log of a container.
