@@ -193,7 +193,7 @@ def test_unknown_routes_answer_after_reading_the_body(engine_factory):
         assert rc != 0
         assert "broken pipe" not in err and "Error response from daemon" in err, err
     big = b'{"Name":"v","Labels":{"x":"' + b"y" * (2 << 20) + b'"}}'
-    r = eng.api("POST", "/volumes/create", body=big, headers={"Content-Type": "application/json"})
+    r = eng.api("POST", "/networks/create", body=big, headers={"Content-Type": "application/json"})
     assert r.status == 404 and r.json()["message"] == "page not found"
     r = eng.api("POST", "/v9.99/containers/create", body=big,
                 headers={"Content-Type": "application/json"})
@@ -258,9 +258,8 @@ def test_selinux_labels_are_refused(engine):
 @pytest.mark.parametrize("flags,what", [
     (["-p", "8080:80"], "published ports"),
     (["-P"], "published ports"),
-    (["-v", "/data"], "volumes"),
-    (["-v", "named:/data"], "volumes"),
-    (["--mount", "type=volume,source=v,target=/data"], "volume"),
+    (["--volumes-from", "other"], "--volumes-from"),
+    (["--mount", "type=volume,source=vv,target=/data,volume-subpath=x"], "subpaths"),
 ])
 def test_unsupported_features_are_refused_not_ignored(engine, flags, what):
     n = name("refuse")

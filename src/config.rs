@@ -49,6 +49,11 @@ impl Paths {
         self.data_root.join("containers").join(id)
     }
 
+    /// `volumes/<name>/_data`: a local volume's content (Docker's layout).
+    pub fn volume_data(&self, name: &str) -> PathBuf {
+        self.data_root.join("volumes").join(name).join("_data")
+    }
+
     /// The monitor's folder on tmpfs: sockets, pid and state files. Named by the ID's first 16
     /// hex digits (64 bits) so that socket paths stay within `sun_path`'s 108 bytes.
     pub fn container_run_dir(&self, id: &str) -> PathBuf {

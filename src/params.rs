@@ -332,6 +332,21 @@ impl Filters {
         })
     }
 
+    /// The `label!` filter: does any of its values (`k` or `k=v`) match `labels`?
+    pub fn match_kv_any_negated(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.values("label!").iter().any(|value| {
+            let (k, want) = match value.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (*value, None),
+            };
+            match (labels.get(k), want) {
+                (None, _) => false,
+                (Some(have), Some(want)) => have == want,
+                (Some(_), None) => true,
+            }
+        })
+    }
+
     /// No filter keys at all (moby `Args.Len() == 0`).
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()

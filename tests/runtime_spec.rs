@@ -101,6 +101,7 @@ impl Bundle {
             namespaces: NamespaceModes::default(),
             init_binary: self.init.as_deref(),
             shm_path: None,
+            volumes: Vec::new(),
         };
         let spec = build_spec(&input).expect("build_spec");
         fs::write(

@@ -55,8 +55,9 @@ pub async fn delete(ctx: &Ctx, id: String, q: &Query) -> ApiResult {
             "Conflict, cannot remove the default link name of the container",
         ));
     }
+    let volumes = q.bool("v", false);
     let engine = ctx.engine.clone();
-    blocking(move || remove::remove(&engine, &id, force)).await?;
+    blocking(move || remove::remove(&engine, &id, force, volumes)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -17,6 +17,7 @@ pub mod routes;
 /// Query-string and filter conventions live outside the API layer: the engine reads filters too.
 pub(crate) use crate::params;
 pub(crate) mod system;
+pub(crate) mod volumes;
 
 use hyper::{Request, StatusCode, body::Incoming, header::HeaderValue};
 
@@ -203,6 +204,24 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> ApiResult {
         }
         H::PluginList => response::ok_json(&serde_json::json!([])),
         H::PluginInspect => Err(ApiError::not_found(format!("plugin \"{param}\" not found"))),
+        H::VolumeCreate => volumes::create(&ctx, req).await,
+        H::VolumeList => volumes::list(&ctx, &q).await,
+        H::VolumeInspect => volumes::inspect(&ctx, param).await,
+        H::VolumeDelete => volumes::delete(&ctx, param, &q).await,
+        H::VolumePrune => {
+            let version = split_version(req.uri().path()).0.and_then(ApiVersion::parse);
+            let anonymous_only = version.is_none_or(|v| v >= ApiVersion(1, 42));
+            volumes::prune(&ctx, &q, anonymous_only).await
+        }
+        // Only swarm cluster volumes can be updated (moby answers this without a swarm).
+        H::VolumeUpdate => Err(drain_then(
+            req,
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
+            ),
+        )
+        .await),
         H::PluginOther => Err(drain_then(req, ApiError::not_found("berth does not support plugins")).await),
         H::SwarmLeave => Err(drain_then(req, ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

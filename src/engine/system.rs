@@ -319,7 +319,7 @@ pub fn df(engine: &Engine) -> Result<Value> {
         "LayersSize": layers,
         "Images": images,
         "Containers": [],
-        "Volumes": [],
+        "Volumes": super::volumes::usage(engine)?,
         "BuildCache": [],
     }))
 }

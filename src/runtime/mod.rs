@@ -48,6 +48,16 @@ pub struct SpecInput<'a> {
     pub init_binary: Option<&'a Path>,
     /// A host tmpfs bound at /dev/shm (IpcMode shareable / container:x); None = private tmpfs.
     pub shm_path: Option<&'a Path>,
+    /// The container's volumes, resolved to their folders on the host.
+    pub volumes: Vec<VolumeMount>,
+}
+
+/// A volume mounted into the container (bound from its `_data` folder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    pub destination: String,
+    pub source: PathBuf,
+    pub read_only: bool,
 }
 
 /// Host files for the network mounts. An empty path (or one that does not exist) is skipped,
@@ -235,8 +245,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.is_user_error() && !e.is_not_supported(), "{e}");
-        let e = spec::validate_with(&cfg, &hc(serde_json::json!({"Binds": ["named:/x"]})), &host)
-            .unwrap_err();
+        let e = spec::validate_with(
+            &cfg,
+            &hc(serde_json::json!({"SecurityOpt": ["label=type:x"]})),
+            &host,
+        )
+        .unwrap_err();
+        assert!(e.is_user_error() && !e.is_not_supported(), "{e}");
+        let e = spec::validate_with(
+            &cfg,
+            &hc(serde_json::json!({"Mounts": [{"Type": "image", "Source": "x", "Target": "/x"}]})),
+            &host,
+        )
+        .unwrap_err();
         assert!(e.is_not_supported() && !e.is_user_error(), "{e}");
         let e = spec::validate_with(
             &cfg,

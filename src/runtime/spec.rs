@@ -175,7 +175,7 @@ pub(crate) fn validate_with(
             return Err(inv(format!("invalid environment variable: {e}")));
         }
     }
-    user_mounts(hc, false)?;
+    user_mounts(hc, false, &[])?;
     caps::normalize_capabilities(hc.cap_add.as_deref().unwrap_or_default(), host)
         .map_err(|e| inv(format!("invalid CapAdd: {e}")))?;
     caps::normalize_capabilities(hc.cap_drop.as_deref().unwrap_or_default(), host)
@@ -376,6 +376,7 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Spec, SpecE
         shm_path: input.shm_path,
         init_binary,
         etc: &input.etc,
+        volumes: &input.volumes,
     };
     let (mounts, rootfs_propagation) = build_mounts(hc, &ctx)?;
     let mounts = mounts
@@ -585,6 +586,7 @@ mod tests {
             namespaces,
             init_binary: Some(Path::new("/usr/bin/tini")),
             shm_path: None,
+            volumes: Vec::new(),
         };
         build_spec_with(&input, &host()).map(|s| serde_json::to_value(s).unwrap())
     }

@@ -11,6 +11,7 @@ pub(crate) mod images;
 pub(crate) mod meta;
 pub mod private;
 mod schema;
+pub(crate) mod volumes;
 
 use std::path::Path;
 use std::time::Duration;

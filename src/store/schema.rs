@@ -104,6 +104,27 @@ const MIGRATIONS: &[&str] = &[
     // 4: containers' Config and HostConfig in the typed model's shape (`crate::model`): rows
     // written as clients sent them are rewritten by `retype_containers` below.
     "",
+    // 5: local volumes, and which container mounts which volume where. A volume in use cannot
+    // be removed (the reference is checked in the same transaction as the delete).
+    r#"
+    CREATE TABLE volumes (
+        name      TEXT PRIMARY KEY,
+        driver    TEXT NOT NULL,
+        created   INTEGER NOT NULL,     -- Unix nanoseconds
+        labels    TEXT NOT NULL,        -- JSON object, or null
+        options   TEXT NOT NULL,        -- JSON object, or null
+        anonymous INTEGER NOT NULL      -- made for one container (-v /path, an image VOLUME)
+    );
+    CREATE TABLE container_volumes (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        destination  TEXT NOT NULL,
+        volume       TEXT NOT NULL REFERENCES volumes(name),
+        read_only    INTEGER NOT NULL,
+        copy_up      INTEGER NOT NULL,  -- copy the image's content into it while it is empty
+        PRIMARY KEY (container_id, destination)
+    );
+    CREATE INDEX container_volumes_volume ON container_volumes(volume);
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

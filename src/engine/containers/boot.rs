@@ -144,7 +144,7 @@ fn reconcile_with(engine: &Engine, boot_id: &str) -> Result<Reconciled, BootErro
     for (id, auto_remove) in exited {
         cleanup(engine, &id);
         if auto_remove {
-            match super::remove::remove(engine, &id, true) {
+            match super::remove::remove(engine, &id, true, true) {
                 Ok(()) => out.removed.push(id.clone()),
                 Err(e) if e.kind == ErrorKind::NotFound => {}
                 Err(e) => tracing::warn!("removing {id} after the reboot: {}", e.message),

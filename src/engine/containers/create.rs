@@ -27,13 +27,15 @@ pub fn merge(user: &mut Config, image: &Config) {
     if user.user.is_empty() {
         user.user = image.user.clone();
     }
-    match (&mut user.exposed_ports, &image.exposed_ports) {
-        (Some(ports), Some(img)) if !ports.is_empty() => {
-            for p in img.keys() {
-                ports.entry(p.clone()).or_default();
+    if let Some(img) = &image.exposed_ports {
+        match &mut user.exposed_ports {
+            Some(ports) if !ports.is_empty() => {
+                for p in img.keys() {
+                    ports.entry(p.clone()).or_default();
+                }
             }
+            ports => *ports = Some(img.clone()),
         }
-        (ports, img) => *ports = img.clone(),
     }
     if user.env().is_empty() {
         user.env = image.env.clone();
@@ -81,9 +83,11 @@ pub fn merge(user: &mut Config, image: &Config) {
     if user.working_dir.is_empty() {
         user.working_dir = image.working_dir.clone();
     }
-    match (&mut user.volumes, &image.volumes) {
-        (Some(v), Some(img)) if !v.is_empty() => v.extend(img.clone()),
-        (v, img) => *v = img.clone(),
+    if let Some(img) = &image.volumes {
+        match &mut user.volumes {
+            Some(v) if !v.is_empty() => v.extend(img.clone()),
+            v => *v = Some(img.clone()),
+        }
     }
     if user.stop_signal.is_empty() {
         user.stop_signal = image.stop_signal.clone();
@@ -133,25 +137,13 @@ fn check_host_config(hc: &HostConfig) -> Result<()> {
 /// `-p` that publishes nothing, a `-v` that mounts nothing); the rest of the host config is
 /// validated here as Docker's `verifyContainerSettings` does, its warnings returned.
 fn refuse_unsupported(config: &Config, hc: &HostConfig) -> Result<Vec<String>> {
+    // (Volumes, named or anonymous, are made with the container: see engine::volumes::plan.)
     let not_yet = |what: &str| {
         EngineError::new(
             ErrorKind::NotImplemented,
             format!("{what} are not supported by berth yet"),
         )
     };
-    // Clients also list bind and tmpfs targets in Config.Volumes (docker-py does; moby makes
-    // no volume where a mount covers the path): only the uncovered ones would be volumes.
-    if let Some(vols) = &config.volumes {
-        let covered = mount_destinations(hc);
-        if let Some(path) = vols
-            .keys()
-            .find(|k| !covered.contains(&crate::runtime::clean_path(k)))
-        {
-            return Err(not_yet(&format!(
-                "volumes (-v without a host path, Config.Volumes: {path})"
-            )));
-        }
-    }
     if hc.volumes_from.as_ref().is_some_and(|v| !v.is_empty()) {
         return Err(not_yet("--volumes-from"));
     }
@@ -162,28 +154,6 @@ fn refuse_unsupported(config: &Config, hc: &HostConfig) -> Result<Vec<String>> {
         return Err(not_yet("published ports (-P, PublishAllPorts)"));
     }
     Ok(crate::runtime::validate_host_config(config, hc)?)
-}
-
-/// The container paths that `Binds`, `Mounts` and `Tmpfs` mount something on.
-fn mount_destinations(hc: &HostConfig) -> std::collections::HashSet<String> {
-    let mut out = std::collections::HashSet::new();
-    for b in hc.binds.iter().flatten() {
-        if let Ok(spec) = crate::runtime::parse_bind(b) {
-            out.insert(spec.destination);
-        }
-    }
-    for m in hc.mounts.iter().flatten() {
-        if !m.target.is_empty() {
-            out.insert(crate::runtime::clean_path(&m.target));
-        }
-    }
-    out.extend(
-        hc.tmpfs
-            .iter()
-            .flatten()
-            .map(|(k, _)| crate::runtime::clean_path(k)),
-    );
-    out
 }
 
 /// Log drivers Docker ships that berth does not (refused, not ignored).
@@ -388,6 +358,7 @@ pub fn create(engine: &Engine, name: Option<&str>, request: CreateRequest) -> Re
             state: State::created().to_text(),
         };
         rows::insert(tx, &row, &chains)?;
+        crate::engine::volumes::plan(tx, &id, &config, &hc)?;
         super::inspect::container_event(tx, "create", &row, Map::new())?;
         Ok(Created {
             id: id.clone(),
@@ -452,6 +423,14 @@ mod tests {
         assert_eq!(user.cmd, None);
         let h = user.healthcheck.unwrap();
         assert_eq!((h.interval, h.retries), (7, 2));
+        // What the request has and the image lacks stays.
+        let mut user: Config = obj(json!({"ExposedPorts": {"80/tcp": {}}, "Volumes": {"/v": {}}}));
+        merge(&mut user, &Config::default());
+        let v = serde_json::to_value(&user).unwrap();
+        assert_eq!(
+            (&v["ExposedPorts"], &v["Volumes"]),
+            (&json!({"80/tcp": {}}), &json!({"/v": {}}))
+        );
         // An empty entrypoint (`--entrypoint ""`) clears the image's.
         let with_ep: Config = obj(json!({"Entrypoint": ["/init"], "Cmd": ["x"]}));
         let mut user: Config = obj(json!({"Entrypoint": [], "Cmd": ["sh"]}));

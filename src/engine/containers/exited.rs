@@ -39,7 +39,7 @@ pub fn monitor_event(engine: &Engine, id: &str, what: &str, arg: Option<&str>) -
             if s.status == ContainerStatus::Exited {
                 if hc.auto_remove {
                     // Someone may have removed it already (docker rm -f races the exit).
-                    return match super::remove::remove(engine, id, true) {
+                    return match super::remove::remove(engine, id, true, true) {
                         Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
                         other => other,
                     };

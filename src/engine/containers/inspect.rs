@@ -26,6 +26,78 @@ pub fn path_and_args(config: &Config) -> (String, Vec<String>) {
     (path, all)
 }
 
+/// `Mounts` of inspect and `docker ps` (moby's `MountPoint`s): binds, volumes and tmpfs
+/// mounts, by destination.
+pub fn mount_points(
+    engine: &Engine,
+    id: &str,
+    hc: &crate::model::HostConfig,
+) -> Result<Vec<Value>> {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    let volume_modes: std::collections::HashMap<String, String> = hc
+        .binds
+        .iter()
+        .flatten()
+        .filter_map(|b| crate::runtime::parse_bind(b).ok())
+        .filter(|b| b.volume)
+        .map(|b| {
+            (
+                b.destination,
+                if b.mode.is_empty() {
+                    "z".into()
+                } else {
+                    b.mode
+                },
+            )
+        })
+        .collect();
+    for (m, data) in crate::engine::volumes::mounts_for(engine, id)? {
+        let mode = volume_modes
+            .get(&m.destination)
+            .cloned()
+            .unwrap_or_default();
+        out.push((
+            m.destination.clone(),
+            json!({
+                "Type": "volume", "Name": m.volume, "Source": data, "Destination": m.destination,
+                "Driver": "local", "Mode": mode, "RW": !m.read_only, "Propagation": "",
+            }),
+        ));
+    }
+    for b in hc.binds.iter().flatten() {
+        if let Ok(b) = crate::runtime::parse_bind(b)
+            && !b.volume
+        {
+            out.push((
+                b.destination.clone(),
+                json!({
+                    "Type": "bind", "Source": b.source, "Destination": b.destination,
+                    "Mode": b.mode, "RW": !b.read_only, "Propagation": b.propagation,
+                }),
+            ));
+        }
+    }
+    for m in hc.mounts.iter().flatten() {
+        let dest = crate::runtime::clean_path(&m.target);
+        let v = match m.r#type.as_str() {
+            "bind" => json!({
+                "Type": "bind", "Source": m.source, "Destination": dest, "Mode": "",
+                "RW": !m.read_only,
+                "Propagation": m.bind_options.as_ref().map(|o| o.propagation.as_str())
+                    .filter(|p| !p.is_empty()).unwrap_or("rprivate"),
+            }),
+            "tmpfs" => json!({
+                "Type": "tmpfs", "Source": "", "Destination": dest, "Mode": "",
+                "RW": !m.read_only, "Propagation": "",
+            }),
+            _ => continue,
+        };
+        out.push((dest, v));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out.into_iter().map(|(_, v)| v).collect())
+}
+
 /// go-units `HumanDuration`.
 pub fn human_duration(nanos: i64) -> String {
     let secs = nanos / 1_000_000_000;
@@ -197,7 +269,7 @@ pub fn inspect(engine: &Engine, name: &str) -> Result<Value> {
             },
             "Name": "overlay2",
         },
-        "Mounts": [],
+        "Mounts": mount_points(engine, &row.id, &hc)?,
         "Config": config,
         "NetworkSettings": {
             "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
@@ -377,7 +449,7 @@ pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result
             "Status": status_text(&state, now),
             "HostConfig": {"NetworkMode": mode},
             "NetworkSettings": {"Networks": networks_json(&mode)},
-            "Mounts": [],
+            "Mounts": mount_points(engine, &row.id, &row.host_config())?,
         }));
         if limit > 0 && out.len() as i64 >= limit {
             break;

@@ -10,7 +10,8 @@ use super::state::{State, current};
 use super::{forget_lock, inspect::container_event, names, resolve, rootfs};
 
 /// Remove a container; a running one only with `force` (it is killed first).
-pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
+/// `volumes` (`rm -v`, AutoRemove) also removes the container's anonymous volumes.
+pub fn remove(engine: &Engine, name: &str, force: bool, volumes: bool) -> Result<()> {
     let paths = engine.paths().clone();
     let row = {
         let mut store = engine.store()?;
@@ -35,11 +36,15 @@ pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
     kill_exec_sessions(engine, &row.id);
     rootfs::teardown(engine, &row.id)?;
     let mut store = engine.store()?;
-    store.write(|tx| {
+    let mounts = store.write(|tx| {
+        let mounts = crate::store::volumes::mounts_of(tx, &row.id)?;
         rows::delete(tx, &row.id)?;
         container_event(tx, "destroy", &row, Map::new())?;
-        Ok::<_, EngineError>(())
+        Ok::<_, EngineError>(mounts)
     })?;
+    if volumes {
+        crate::engine::volumes::remove_anonymous(engine, &mounts);
+    }
     let _ = std::fs::remove_dir_all(paths.container_dir(&row.id));
     let _ = std::fs::remove_dir_all(paths.container_run_dir(&row.id));
     forget_lock(engine, &row.id);
@@ -129,7 +134,7 @@ pub fn prune(engine: &Engine, filters: &Filters) -> Result<Value> {
             continue;
         }
         reclaimed += rootfs::upper_size(engine, &row.id);
-        match remove(engine, &row.id, false) {
+        match remove(engine, &row.id, false, false) {
             Ok(()) => deleted.push(row.id),
             Err(e) if e.kind == super::super::ErrorKind::Conflict => {}
             Err(e) if e.kind == super::super::ErrorKind::NotFound => {}

@@ -142,7 +142,7 @@ pub fn start(engine: &Engine, name: &str) -> Result<bool> {
     // for `condition=removed` (docker run --rm) is answered instead of waiting forever.
     if result.is_err()
         && hc.auto_remove
-        && let Err(e) = super::remove::remove(engine, &row.id, true)
+        && let Err(e) = super::remove::remove(engine, &row.id, true, true)
     {
         tracing::warn!(id = %row.id, error = %e.message, "removing an AutoRemove container whose start failed");
     }
@@ -194,6 +194,7 @@ fn launch(
         } else {
             None
         };
+        let volumes = volume_mounts(engine, &row.id, &root)?;
         let spec = runtime::build_spec(&SpecInput {
             id: &row.id,
             rootfs: &root,
@@ -204,6 +205,7 @@ fn launch(
             namespaces,
             init_binary: init.as_deref(),
             shm_path: None,
+            volumes,
         })
         .map_err(EngineError::from)?;
         let profile = spec
@@ -287,6 +289,45 @@ fn launch(
             Err(e)
         }
     }
+}
+
+/// The container's volumes, a new one filled from the image first (copy-up); each one's
+/// `mount` event as moby sends it.
+fn volume_mounts(engine: &Engine, id: &str, root: &Path) -> Result<Vec<runtime::VolumeMount>> {
+    let mut out = Vec::new();
+    for (m, data) in crate::engine::volumes::mounts_for(engine, id)? {
+        std::fs::create_dir_all(&data)?;
+        if m.copy_up {
+            crate::engine::volumes::copy_up(root, &m.destination, &data).map_err(|e| {
+                EngineError::internal(format!(
+                    "copying the image's {} into volume {}: {e}",
+                    m.destination, m.volume
+                ))
+            })?;
+        }
+        let mut attrs = Map::new();
+        attrs.insert("container".into(), json!(id));
+        attrs.insert("destination".into(), json!(m.destination));
+        attrs.insert("driver".into(), json!("local"));
+        attrs.insert("propagation".into(), json!(""));
+        attrs.insert("read/write".into(), json!((!m.read_only).to_string()));
+        engine.store()?.write(|tx| {
+            Ok::<_, EngineError>(crate::store::events::append(
+                tx,
+                crate::util::time::now_nanos(),
+                "volume",
+                "mount",
+                &m.volume,
+                &attrs,
+            )?)
+        })?;
+        out.push(runtime::VolumeMount {
+            destination: m.destination,
+            source: data,
+            read_only: m.read_only,
+        });
+    }
+    Ok(out)
 }
 
 /// Docker's classification of a runtime start error: a missing or non-executable command is

@@ -170,6 +170,7 @@ pub(crate) struct MountContext<'a> {
     pub shm_path: Option<&'a Path>,
     pub init_binary: Option<&'a Path>,
     pub etc: &'a super::EtcFiles,
+    pub volumes: &'a [super::VolumeMount],
 }
 
 /// The final mount list and the rootfs propagation it needs (if any).
@@ -178,7 +179,7 @@ pub(crate) fn build_mounts(
     ctx: &MountContext,
 ) -> Result<(Vec<Mount>, Option<String>), SpecError> {
     let mut user = Vec::new();
-    let mut users = user_mounts(hc, true)?;
+    let mut users = user_mounts(hc, true, ctx.volumes)?;
     let user_dest = |users: &[UserMount], d: &str| users.iter().any(|m| m.destination() == d);
 
     // IPC: a shareable/joined /dev/shm comes first (Docker's setupContainerDirs)
@@ -410,6 +411,7 @@ mod tests {
             shm_path: None,
             init_binary: None,
             etc,
+            volumes: &[],
         }
     }
 
@@ -423,7 +425,8 @@ mod tests {
                 destination: "/b/c".into(),
                 read_only: true,
                 propagation: "rshared".into(),
-                mode: "ro,rshared".into()
+                mode: "ro,rshared".into(),
+                volume: false,
             }
         );
         let b = parse_bind("/a:/b").unwrap();
@@ -461,7 +464,8 @@ mod tests {
             "invalid volume specification: '/a:/b:nocopy': invalid mount config for type \"bind\": field VolumeOptions must not be specified"
         );
         assert!(parse_bind("/a:/b:x").unwrap_err().is_user_error());
-        assert!(parse_bind("vol:/b").unwrap_err().is_not_supported());
+        let v = parse_bind("vol:/b:ro,nocopy").unwrap();
+        assert!(v.volume && v.read_only && v.source == "vol" && v.destination == "/b");
         assert!(parse_bind("/b").unwrap_err().is_not_supported());
     }
 
@@ -643,10 +647,16 @@ mod tests {
             err.to_string(),
             "invalid mount config for type \"foo\": mount type unknown"
         );
-        assert!(
-            e(json!({"Mounts": [{"Type": "volume", "Source": "v", "Target": "/x"}]}))
-                .is_not_supported()
+        let err = e(
+            json!({"Mounts": [{"Type": "volume", "Source": "v", "Target": "/x", "BindOptions": {}}]}),
         );
+        assert_eq!(
+            err.to_string(),
+            "invalid mount config for type \"volume\": field BindOptions must not be specified"
+        );
+        // A volume mount is the engine's (bound from the volume's folder, given in `volumes`).
+        let ok = json!({"Mounts": [{"Type": "volume", "Source": "v", "Target": "/x"}]});
+        assert!(build_mounts(&hc(ok), &ctx(&h, &etc)).is_ok());
         let err = e(
             json!({"Binds": ["/tmp:/x"], "Mounts": [{"Type": "bind", "Source": "/tmp", "Target": "/x"}]}),
         );

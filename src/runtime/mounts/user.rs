@@ -65,10 +65,12 @@ pub struct BindSpec {
     /// Explicit propagation, or "rprivate".
     pub propagation: String,
     pub mode: String,
+    /// `name:/path`: `source` names a volume, not a host path.
+    pub volume: bool,
 }
 
-/// Parse a `HostConfig.Binds` entry with Docker's rules and texts. Named and anonymous volumes
-/// are reported as not supported.
+/// Parse a `HostConfig.Binds` entry with Docker's rules and texts. `name:/path` is a named
+/// volume (`volume` set); a one-part entry (an anonymous volume in Binds) is not supported.
 pub fn parse_bind(raw: &str) -> Result<BindSpec, SpecError> {
     let invalid = || SpecError::invalid(format!("invalid volume specification: '{raw}'"));
     let arr: Vec<&str> = raw.splitn(4, ':').collect();
@@ -93,18 +95,15 @@ pub fn parse_bind(raw: &str) -> Result<BindSpec, SpecError> {
     if !valid_mount_mode(mode) {
         return Err(SpecError::invalid(format!("invalid mode: {mode}")));
     }
-    if !source.starts_with('/') {
-        return Err(SpecError::NotSupported(format!(
-            "named volumes are not supported: '{raw}'"
-        )));
-    }
+    let volume = !source.starts_with('/');
+    let kind = if volume { "volume" } else { "bind" };
     let wrap = |e: &dyn std::fmt::Display| {
         SpecError::invalid(format!(
-            "invalid volume specification: '{raw}': invalid mount config for type \"bind\": {e}"
+            "invalid volume specification: '{raw}': invalid mount config for type \"{kind}\": {e}"
         ))
     };
     let modes: Vec<&str> = mode.split(',').collect();
-    if modes.contains(&"nocopy") {
+    if !volume && modes.contains(&"nocopy") {
         // Docker turns nocopy into VolumeOptions, which a bind must not have.
         return Err(wrap(&"field VolumeOptions must not be specified"));
     }
@@ -115,11 +114,16 @@ pub fn parse_bind(raw: &str) -> Result<BindSpec, SpecError> {
         .copied()
         .unwrap_or("rprivate");
     Ok(BindSpec {
-        source: clean_path(source),
+        source: if volume {
+            source.to_string()
+        } else {
+            clean_path(source)
+        },
         destination: clean_path(target),
         read_only: modes.contains(&"ro"),
         propagation: propagation.to_string(),
         mode: mode.to_string(),
+        volume,
     })
 }
 
@@ -244,9 +248,13 @@ pub(crate) fn merge_tmpfs_options(options: &[String]) -> Result<Vec<String>, Spe
 
 /// Collects the user mounts from `Binds`, `Mounts` and `Tmpfs` with Docker's validation.
 /// `create_missing` makes missing `Binds` sources as directories (done at start, not at create).
+/// `volumes` are the container's volume mounts, resolved by the engine to host folders (at
+/// create, before they exist, it is empty: `Binds` naming volumes and `Mounts` of type volume
+/// are checked there, not mounted).
 pub(crate) fn user_mounts(
     hc: &HostConfig,
     create_missing: bool,
+    volumes: &[crate::runtime::VolumeMount],
 ) -> Result<Vec<UserMount>, SpecError> {
     let mut tmpfs: Vec<UserMount> = Vec::new();
     let mut binds: Vec<UserMount> = Vec::new();
@@ -267,6 +275,15 @@ pub(crate) fn user_mounts(
     // HostConfig.Binds
     for raw in hc.binds.iter().flatten() {
         let b = parse_bind(raw)?;
+        if b.volume {
+            if !dests.insert(b.destination.clone()) {
+                return Err(SpecError::invalid(format!(
+                    "Duplicate mount point: {}",
+                    b.destination
+                )));
+            }
+            continue;
+        }
         if !dests.insert(b.destination.clone()) {
             return Err(SpecError::invalid(format!(
                 "Duplicate mount point: {}",
@@ -290,6 +307,27 @@ pub(crate) fn user_mounts(
     // HostConfig.Mounts
     if let Some(list) = &hc.mounts {
         for m in list {
+            if m.r#type == "volume" {
+                let err = |e: &dyn std::fmt::Display| mount_config_err("volume", e);
+                for (field, given) in [
+                    ("BindOptions", m.bind_options.is_some()),
+                    ("ImageOptions", m.image_options.is_some()),
+                    ("TmpfsOptions", m.tmpfs_options.is_some()),
+                    ("ClusterOptions", m.cluster_options.is_some()),
+                ] {
+                    if given {
+                        return Err(err(&format!("field {field} must not be specified")));
+                    }
+                }
+                let target = clean_path(&m.target);
+                validate_target(&m.target).map_err(|e| err(&e))?;
+                if !dests.insert(target.clone()) {
+                    return Err(SpecError::invalid(format!(
+                        "Duplicate mount point: {target}"
+                    )));
+                }
+                continue;
+            }
             let um = parse_api_mount(m, create_missing)?;
             let dest = um.destination().to_string();
             if !dests.insert(dest.clone()) {
@@ -300,6 +338,19 @@ pub(crate) fn user_mounts(
                 UserMount::Bind { .. } => binds.push(um),
             }
         }
+    }
+
+    for v in volumes {
+        binds.retain(|b| b.destination() != v.destination);
+        binds.push(UserMount::Bind {
+            destination: v.destination.clone(),
+            source: v.source.display().to_string(),
+            writable: !v.read_only,
+            propagation: "rprivate".into(),
+            non_recursive: false,
+            ro_non_recursive: false,
+            ro_force_recursive: false,
+        });
     }
 
     // tmpfs mounts win over a bind at the same place (Docker skips such mount points)
@@ -413,7 +464,7 @@ pub(super) fn parse_api_mount(m: &ApiMount, create_missing: bool) -> Result<User
                 data,
             })
         }
-        "volume" | "image" => Err(SpecError::NotSupported(format!(
+        "image" => Err(SpecError::NotSupported(format!(
             "mounts of type {typ:?} are not supported (target {target})"
         ))),
         _ => Err(err(&"mount type unknown")),
