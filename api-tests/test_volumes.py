@@ -199,6 +199,28 @@ def test_mounts_in_inspect_and_ps(engine, tmp_path):
         engine.docker("volume", "rm", "-f", v, check=False)
 
 
+def test_docker_py_volume_api(client):
+    # As docker-py's own tests/integration/api_volume_test.py expects.
+    api = client.api
+    v = name("api")
+    created = api.create_volume(v)
+    try:
+        assert created["Name"] == v and created["Driver"] == "local"
+        assert created in api.volumes()["Volumes"]
+        assert api.inspect_volume(v) == created
+        with pytest.raises(docker.errors.APIError) as e:
+            api.create_volume(name("x"), "this-plugin-does-not-exist")
+        assert e.value.response.status_code == 404
+    finally:
+        api.remove_volume(v)
+    with pytest.raises(docker.errors.NotFound):
+        api.inspect_volume(v)
+    # A volume made without a name is anonymous: a plain prune takes it.
+    unnamed = api.create_volume()
+    assert unnamed["Labels"] == {"com.docker.volume.anonymous": ""}
+    assert unnamed["Name"] in api.prune_volumes()["VolumesDeleted"]
+
+
 def test_docker_py_volumes(client):
     v = name("py")
     vol = client.volumes.create(v, labels={"k": "1"})

@@ -118,13 +118,15 @@ fn new_row(name: String, labels: Option<BTreeMap<String, String>>, anonymous: bo
 pub fn create(engine: &Engine, opts: CreateOptions) -> Result<Value> {
     check_driver(&opts.driver)?;
     check_options(opts.driver_opts.as_ref())?;
-    let name = if opts.name.is_empty() {
-        crate::util::random_id()
+    // moby: a volume created without a name is anonymous (labelled so, and pruned by default).
+    let mut row = if opts.name.is_empty() {
+        let mut labels = opts.labels.clone().unwrap_or_default();
+        labels.insert(ANONYMOUS_LABEL.into(), String::new());
+        new_row(crate::util::random_id(), Some(labels), true)
     } else {
         validate_name(&opts.name)?;
-        opts.name.clone()
+        new_row(opts.name.clone(), opts.labels.clone(), false)
     };
-    let mut row = new_row(name, opts.labels.clone(), false);
     row.options = to_json(&opts.driver_opts);
     let mut store = engine.store()?;
     let (row, _) = store.write(|tx| ensure(tx, row))?;
