@@ -281,7 +281,9 @@ class Engine:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                      env=env, start_new_session=True)
         log.close()
-        if not wait_until(lambda: os.path.exists(self.sock) or self.proc.poll() is not None, 10):
+        # Listening, not only bound: between systemd-socket-activate's bind and listen a connect
+        # is refused (the file already exists). Read from /proc, so no activation is triggered.
+        if not wait_until(lambda: unix_listening(self.sock) or self.proc.poll() is not None, 10):
             raise RuntimeError(f"socket {self.sock} did not appear\n{self.log_tail()}")
         if self.proc.poll() is not None:
             raise RuntimeError(f"systemd-socket-activate exited with {self.proc.returncode}\n{self.log_tail()}")
@@ -488,6 +490,20 @@ def make_image(layers: list[list[dict]] | list[bytes], repo_tags: list[str] | No
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }
     return BuiltImage(json.dumps(config, separators=(",", ":")).encode(), layer_tars, list(repo_tags or []))
+
+
+def unix_listening(path: str) -> bool:
+    """Is a listening unix socket bound at `path` (Flags has __SO_ACCEPTCON)?"""
+    try:
+        with open("/proc/net/unix") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 8 and parts[7] == path and int(parts[3], 16) & 0x10000:
+                    return True
+    except OSError:
+        return os.path.exists(path)
+    return False
 
 
 def docker_archive(images: list[BuiltImage], *, layout: str = "docker", gzip_outer: bool = False,

@@ -309,6 +309,15 @@ impl Filters {
         Ok(is_true)
     }
 
+    /// A boolean filter that may be absent (`dangling`): `None` when not given.
+    pub fn optional_bool(&self, key: &str) -> Result<Option<bool>, ParamError> {
+        if self.contains(key) {
+            self.bool_or_default(key, false).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// moby `Args.MatchKVList` (the `label` filter): no values ⇒ true; each value `k` or
     /// `k=v` must be present in `labels`. (`label!` is a separate key handled by callers.)
     pub fn match_kv(&self, key: &str, labels: &BTreeMap<String, String>) -> bool {

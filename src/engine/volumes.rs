@@ -168,15 +168,9 @@ pub fn list(engine: &Engine, filters: &Filters) -> Result<Value> {
     filters
         .validate(LIST_FILTERS)
         .map_err(EngineError::invalid_cause)?;
-    let dangling = if filters.contains("dangling") {
-        Some(
-            filters
-                .bool_or_default("dangling", false)
-                .map_err(EngineError::invalid_cause)?,
-        )
-    } else {
-        None
-    };
+    let dangling = filters
+        .optional_bool("dangling")
+        .map_err(EngineError::invalid_cause)?;
     let (all, used) = engine.store()?.read(|tx| {
         let used: HashSet<String> = rows::all_mounts(tx)?
             .into_iter()

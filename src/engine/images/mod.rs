@@ -193,15 +193,9 @@ pub fn list(engine: &Engine, all: bool, filters: &Filters) -> Result<Vec<Value>>
     filters
         .validate(&["before", "dangling", "label", "reference", "since", "until"])
         .map_err(EngineError::invalid_cause)?;
-    let dangling = if filters.contains("dangling") {
-        Some(
-            filters
-                .bool_or_default("dangling", false)
-                .map_err(EngineError::invalid_cause)?,
-        )
-    } else {
-        None
-    };
+    let dangling = filters
+        .optional_bool("dangling")
+        .map_err(EngineError::invalid_cause)?;
     let mut store = engine.store()?;
     store.read(|tx| {
         let images = rows::list_images(tx)?;
