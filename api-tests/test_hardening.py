@@ -258,7 +258,6 @@ def test_selinux_labels_are_refused(engine):
 @pytest.mark.parametrize("flags,what", [
     (["-p", "8080:80"], "published ports"),
     (["-P"], "published ports"),
-    (["--volumes-from", "other"], "--volumes-from"),
     (["--mount", "type=volume,source=vv,target=/data,volume-subpath=x"], "subpaths"),
 ])
 def test_unsupported_features_are_refused_not_ignored(engine, flags, what):

@@ -243,3 +243,41 @@ def test_docker_py_volumes(client):
     # force ignores a missing volume (docker-py does not send it: the API is asked directly).
     assert client.api._delete(client.api._url("/volumes/{0}", v),
                               params={"force": "1"}).status_code == 204
+
+
+def test_volumes_from(engine, tmp_path):
+    (tmp_path / "hostfile").write_text("from host\n")
+    v = name("from")
+    src = name("src")
+    engine.docker("create", "--name", src, "-v", f"{v}:/data", "-v", f"{tmp_path}:/host:ro",
+                  "-v", "/anon", "busybox", "true")
+    dep = name("dep")
+    try:
+        engine.docker("run", "--rm", "-v", f"{v}:/data", "busybox", "sh", "-c",
+                      "echo shared > /data/f")
+        _, out, _ = engine.docker("run", "--name", dep, "--volumes-from", src, "busybox", "sh",
+                                  "-c", "cat /data/f /host/hostfile; echo x > /anon/y && echo rw")
+        assert out == "shared\nfrom host\nrw\n", out
+        mounts = {m["Destination"]: m for m in inspect(engine, dep)["Mounts"]}
+        assert set(mounts) == {"/data", "/host", "/anon"}
+        assert mounts["/data"]["Name"] == v and mounts["/host"]["RW"] is False
+        rc, _, err = engine.docker("run", "--rm", "--volumes-from", f"{src}:ro", "busybox",
+                                   "touch", "/data/g", check=False)
+        assert rc != 0 and "Read-only file system" in err, err
+        # The container's own mount at the same place wins.
+        _, out, _ = engine.docker("run", "--rm", "--volumes-from", src, "-v",
+                                  f"{tmp_path}:/data", "busybox", "cat", "/data/hostfile")
+        assert out == "from host\n"
+        # (A 404 from create makes the CLI pull the image and retry: the API is asked directly.)
+        body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"VolumesFrom": ["no-such-ctr"]}}
+        r = engine.api("POST", "/containers/create", body=json.dumps(body),
+                       headers={"Content-Type": "application/json"})
+        assert r.status == 404 and r.json()["message"] == "No such container: no-such-ctr", r.body
+        # The source's anonymous volume is shared, so rm -v of the source keeps it in use.
+        anon = mounts["/anon"]["Name"]
+        engine.docker("rm", "-v", src)
+        assert anon in volume_names(engine)
+    finally:
+        engine.docker("rm", "-f", "-v", dep, check=False)
+        engine.docker("rm", "-f", "-v", src, check=False)
+        engine.docker("volume", "rm", "-f", v, check=False)

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::model::lenient::null_default;
 use crate::model::{Config, HostConfig};
 use crate::params::Filters;
-use crate::store::volumes::{self as rows, MountRow, VolumeRow};
+use crate::store::volumes::{self as rows, BindRow, MountRow, VolumeRow};
 use crate::util::time::{now_nanos, rfc3339_nano};
 
 use super::{Engine, EngineError, ErrorKind, Result};
@@ -387,6 +387,10 @@ pub fn plan(tx: &Transaction, container_id: &str, config: &Config, hc: &HostConf
         add(tx, row, dest, m.read_only, !opts.no_copy)?;
     }
     let others = mount_targets(hc);
+    covered.extend(others.iter().cloned());
+    for spec in hc.volumes_from.iter().flatten() {
+        from_container(tx, container_id, spec, &mut covered)?;
+    }
     for path in config.volumes.iter().flatten().map(|(p, _)| p) {
         let dest = crate::runtime::clean_path(path);
         if covered.contains(&dest) || others.contains(&dest) {
@@ -402,6 +406,88 @@ pub fn plan(tx: &Transaction, container_id: &str, config: &Config, hc: &HostConf
         )?;
     }
     Ok(())
+}
+
+/// `--volumes-from name[:ro|rw]` (moby's `ParseVolumesFrom`): the other container's volumes
+/// and host binds at the same places, read-only or read-write as asked (else as there);
+/// the container's own mounts win.
+fn from_container(
+    tx: &Transaction,
+    container_id: &str,
+    spec: &str,
+    covered: &mut HashSet<String>,
+) -> Result<()> {
+    let (name, mode) = match spec.rsplit_once(':') {
+        Some((n, m)) => (n, m),
+        None => (spec, ""),
+    };
+    let force_ro = match mode {
+        "" => None,
+        "ro" => Some(true),
+        "rw" => Some(false),
+        m => {
+            return Err(EngineError::invalid(format!(
+                "invalid mode for volumes-from: {m}"
+            )));
+        }
+    };
+    let other = super::containers::resolve(tx, name)?;
+    if other.id == container_id {
+        return Err(EngineError::invalid("cannot take volumes from itself"));
+    }
+    for m in rows::mounts_of(tx, &other.id)? {
+        if covered.insert(m.destination.clone()) {
+            rows::add_mount(
+                tx,
+                &MountRow {
+                    container_id: container_id.to_string(),
+                    read_only: force_ro.unwrap_or(m.read_only),
+                    copy_up: false,
+                    ..m
+                },
+            )?;
+        }
+    }
+    let ohc = other.host_config();
+    let mut binds: Vec<(String, String, bool)> = Vec::new();
+    for b in ohc.binds.iter().flatten() {
+        if let Ok(b) = crate::runtime::parse_bind(b)
+            && !b.volume
+        {
+            binds.push((b.destination, b.source, b.read_only));
+        }
+    }
+    for m in ohc.mounts.iter().flatten().filter(|m| m.r#type == "bind") {
+        binds.push((
+            crate::runtime::clean_path(&m.target),
+            m.source.clone(),
+            m.read_only,
+        ));
+    }
+    for b in rows::binds_of(tx, &other.id)? {
+        binds.push((b.destination, b.source, b.read_only));
+    }
+    for (destination, source, ro) in binds {
+        if covered.insert(destination.clone()) {
+            rows::add_bind(
+                tx,
+                &BindRow {
+                    container_id: container_id.to_string(),
+                    destination,
+                    source,
+                    read_only: force_ro.unwrap_or(ro),
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The host binds a container took with `--volumes-from`.
+pub fn inherited_binds(engine: &Engine, container_id: &str) -> Result<Vec<BindRow>> {
+    Ok(engine
+        .store()?
+        .read(|tx| rows::binds_of(tx, container_id))?)
 }
 
 /// Host binds, bind and tmpfs `Mounts` and `Tmpfs` targets: no volume goes where they are.

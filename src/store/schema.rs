@@ -125,6 +125,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX container_volumes_volume ON container_volumes(volume);
     "#,
+    // 6: host binds a container takes from another with --volumes-from, resolved at create as
+    // moby does (the other container may go; these stay).
+    r#"
+    CREATE TABLE container_binds (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        destination  TEXT NOT NULL,
+        source       TEXT NOT NULL,
+        read_only    INTEGER NOT NULL,
+        PRIMARY KEY (container_id, destination)
+    );
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -120,6 +120,40 @@ pub fn mounts_of(tx: &Transaction, container_id: &str) -> Result<Vec<MountRow>> 
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// A host folder bound into a container, taken from another with `--volumes-from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindRow {
+    pub container_id: String,
+    pub destination: String,
+    pub source: String,
+    pub read_only: bool,
+}
+
+pub fn add_bind(tx: &Transaction, b: &BindRow) -> Result<()> {
+    tx.execute(
+        "INSERT INTO container_binds (container_id, destination, source, read_only)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![b.container_id, b.destination, b.source, b.read_only],
+    )?;
+    Ok(())
+}
+
+pub fn binds_of(tx: &Transaction, container_id: &str) -> Result<Vec<BindRow>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT container_id, destination, source, read_only FROM container_binds
+         WHERE container_id = ?1 ORDER BY destination",
+    )?;
+    let rows = stmt.query_map([container_id], |r| {
+        Ok(BindRow {
+            container_id: r.get(0)?,
+            destination: r.get(1)?,
+            source: r.get(2)?,
+            read_only: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Every (volume, container) reference, for list filters and `system df`.
 pub fn all_mounts(tx: &Transaction) -> Result<Vec<MountRow>> {
     let mut stmt = tx.prepare_cached(

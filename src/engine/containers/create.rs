@@ -144,9 +144,6 @@ fn refuse_unsupported(config: &Config, hc: &HostConfig) -> Result<Vec<String>> {
             format!("{what} are not supported by berth yet"),
         )
     };
-    if hc.volumes_from.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(not_yet("--volumes-from"));
-    }
     if !hc.port_bindings.is_empty() {
         return Err(not_yet("published ports (-p, PortBindings)"));
     }

@@ -64,6 +64,15 @@ pub fn mount_points(
             }),
         ));
     }
+    for b in crate::engine::volumes::inherited_binds(engine, id)? {
+        out.push((
+            b.destination.clone(),
+            json!({
+                "Type": "bind", "Source": b.source, "Destination": b.destination,
+                "Mode": "", "RW": !b.read_only, "Propagation": "rprivate",
+            }),
+        ));
+    }
     for b in hc.binds.iter().flatten() {
         if let Ok(b) = crate::runtime::parse_bind(b)
             && !b.volume

@@ -327,6 +327,14 @@ fn volume_mounts(engine: &Engine, id: &str, root: &Path) -> Result<Vec<runtime::
             read_only: m.read_only,
         });
     }
+    // Host folders taken with --volumes-from are bound the same way.
+    for b in crate::engine::volumes::inherited_binds(engine, id)? {
+        out.push(runtime::VolumeMount {
+            destination: b.destination,
+            source: b.source.into(),
+            read_only: b.read_only,
+        });
+    }
     Ok(out)
 }
 
