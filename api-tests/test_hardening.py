@@ -259,6 +259,8 @@ def test_selinux_labels_are_refused(engine):
     (["-p", "8080:80"], "published ports"),
     (["-P"], "published ports"),
     (["--mount", "type=volume,source=vv,target=/data,volume-subpath=x"], "subpaths"),
+    (["--ip", "10.0.0.5"], "network endpoint settings"),
+    (["--mac-address", "02:42:ac:11:00:02"], "network endpoint settings"),
 ])
 def test_unsupported_features_are_refused_not_ignored(engine, flags, what):
     n = name("refuse")
@@ -267,6 +269,21 @@ def test_unsupported_features_are_refused_not_ignored(engine, flags, what):
     assert rc == 125, err
     assert what in err and "not supported" in err, err
     assert engine.docker("inspect", n, check=False)[0] != 0, "nothing is created"
+
+
+@pytest.mark.berth_only
+def test_unknown_networks_are_not_found_at_create(engine):
+    # Until user-defined networks exist, `--network mynet` must not run in a network of its
+    # own choosing. (The CLI pulls the image on a 404 and retries: the API is asked directly.)
+    for field, body in [
+        ("NetworkMode", {"HostConfig": {"NetworkMode": "mynet"}}),
+        ("EndpointsConfig", {"NetworkingConfig": {"EndpointsConfig": {"mynet": {}}}}),
+    ]:
+        body = {"Image": "busybox", "Cmd": ["true"], **body}
+        r = engine.api("POST", "/containers/create", body=json.dumps(body),
+                       headers={"Content-Type": "application/json"})
+        assert r.status == 404, (field, r.status, r.body)
+        assert r.json()["message"] == "network mynet not found", r.body
 
 
 def test_mounts_are_validated_at_create(engine):

@@ -49,9 +49,14 @@ impl Paths {
         self.data_root.join("containers").join(id)
     }
 
+    /// `volumes/`: one folder per local volume.
+    pub fn volumes(&self) -> PathBuf {
+        self.data_root.join("volumes")
+    }
+
     /// `volumes/<name>/_data`: a local volume's content (Docker's layout).
     pub fn volume_data(&self, name: &str) -> PathBuf {
-        self.data_root.join("volumes").join(name).join("_data")
+        self.volumes().join(name).join("_data")
     }
 
     /// The monitor's folder on tmpfs: sockets, pid and state files. Named by the ID's first 16

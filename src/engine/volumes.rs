@@ -201,8 +201,16 @@ pub fn list(engine: &Engine, filters: &Filters) -> Result<Value> {
 
 /// `DELETE /volumes/{name}`: a volume in use is a 409; `force` ignores a missing one.
 pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
+    // The folder is moved aside inside the transaction and deleted after it: a `berth serve`
+    // killed in between leaves a `.removing-*` folder (swept by the next removal), never an
+    // orphan `volumes/<name>` whose content a new volume of that name would find.
+    let folder = engine.paths().volumes().join(name);
+    let trash = folder.with_file_name(format!(
+        ".removing-{name}-{}",
+        &crate::util::random_id()[..12]
+    ));
     let mut store = engine.store()?;
-    let gone = store.write(|tx| {
+    let result = store.write(|tx| {
         if rows::get(tx, name)?.is_none() {
             return if force { Ok(false) } else { Err(no_such(name)) };
         }
@@ -213,23 +221,44 @@ pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
                 users.join(", ")
             )));
         }
+        match std::fs::rename(&folder, &trash) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(EngineError::internal_cause(e)),
+        }
         rows::delete(tx, name)?;
         crate::store::events::append(tx, now_nanos(), "volume", "destroy", name, &Map::new())?;
         Ok(true)
-    })?;
-    if gone {
-        remove_folder(engine, name);
+    });
+    match result {
+        Ok(gone) => {
+            if gone {
+                sweep_removed(engine);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            // The transaction did not commit: the volume stays, with its content.
+            if trash.exists() {
+                let _ = std::fs::rename(&trash, &folder);
+            }
+            Err(e)
+        }
     }
-    Ok(())
 }
 
-fn remove_folder(engine: &Engine, name: &str) {
-    let dir = engine.paths().volume_data(name);
-    if let Some(parent) = dir.parent()
-        && let Err(e) = std::fs::remove_dir_all(parent)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(volume = %name, error = %e, "removing a volume's folder");
+/// Delete the folders of removed volumes.
+fn sweep_removed(engine: &Engine) {
+    let dir = engine.paths().volumes();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(".removing-")
+            && let Err(err) = std::fs::remove_dir_all(e.path())
+        {
+            tracing::warn!(path = %e.path().display(), error = %err, "removing a volume's folder");
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use serde_json::Map;
 
 use crate::image::config::ImageConfig;
-use crate::model::{Config, CreateRequest, HostConfig, LogConfig};
+use crate::model::{Config, CreateRequest, HostConfig, LogConfig, NetworkingConfig};
 use crate::store::containers::{self as rows, ContainerRow};
 use crate::store::images as image_rows;
 use crate::util::time::now_nanos;
@@ -153,6 +153,41 @@ fn refuse_unsupported(config: &Config, hc: &HostConfig) -> Result<Vec<String>> {
     Ok(crate::runtime::validate_host_config(config, hc)?)
 }
 
+/// Until user-defined networks exist, a network other than bridge, none, host or another
+/// container's is not found (moby's text), and endpoint settings berth would not apply are
+/// refused rather than stored and ignored.
+fn check_networks(hc: &HostConfig, networking: &NetworkingConfig) -> Result<()> {
+    let mode = hc.network_mode.as_str();
+    let known = |n: &str| matches!(n, "bridge" | "none" | "host") || n.starts_with("container:");
+    if !known(mode) {
+        return Err(EngineError::not_found(format!("network {mode} not found")));
+    }
+    for (name, ep) in networking.endpoints_config.iter().flatten() {
+        if !known(name) && name != "default" {
+            return Err(EngineError::not_found(format!("network {name} not found")));
+        }
+        let Some(ep) = ep else { continue };
+        let ipam = ep.ipam_config.as_ref().is_some_and(|i| {
+            !i.ipv4_address.is_empty()
+                || !i.ipv6_address.is_empty()
+                || i.link_local_ips.as_ref().is_some_and(|l| !l.is_empty())
+        });
+        let set = ipam
+            || ep.aliases.as_ref().is_some_and(|a| !a.is_empty())
+            || ep.links.as_ref().is_some_and(|l| !l.is_empty())
+            || !ep.mac_address.is_empty()
+            || ep.driver_opts.as_ref().is_some_and(|d| !d.is_empty())
+            || ep.gw_priority != 0;
+        if set {
+            return Err(EngineError::new(
+                ErrorKind::NotImplemented,
+                "network endpoint settings (aliases, IP addresses, links, MAC addresses, driver options) are not supported by berth yet",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Log drivers Docker ships that berth does not (refused, not ignored).
 const OTHER_LOG_DRIVERS: &[&str] = &[
     "local",
@@ -273,7 +308,7 @@ pub fn create(engine: &Engine, name: Option<&str>, request: CreateRequest) -> Re
     let CreateRequest {
         mut config,
         host_config: mut hc,
-        networking_config: _,
+        networking_config,
     } = request;
     let wanted = match name.filter(|n| !n.is_empty()) {
         Some(n) => Some(names::validate(n)?),
@@ -306,6 +341,7 @@ pub fn create(engine: &Engine, name: Option<&str>, request: CreateRequest) -> Re
     if matches!(hc.network_mode.as_str(), "" | "default") {
         hc.network_mode = "bridge".into();
     }
+    check_networks(&hc, &networking_config)?;
     let id = crate::util::random_id();
     let mut store = engine.store()?;
     let created = store.write(|tx| {
