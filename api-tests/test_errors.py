@@ -53,16 +53,9 @@ def test_api_tag_bad_name(engine, busybox, query, message):
 # --------------------------------------------------------------------------- JSON bodies
 
 
-NOT_YET = pytest.mark.xfail(
-    condition=EXTERNAL is None,
-    strict=True,
-    reason="networks and volumes come with later issues",
-)
-
-
 @pytest.mark.parametrize("path", [
     "/containers/create",
-    pytest.param("/networks/create", marks=NOT_YET),
+    "/networks/create",
     "/volumes/create",
 ])
 def test_malformed_json_body(engine, path):

@@ -3,7 +3,8 @@
 #
 #   sudo scripts/setup.sh
 #
-#  1. installs runc, busybox-static and systemd's socket tools from Debian;
+#  1. installs runc, busybox-static, netavark + aardvark-dns (bridge networks) and systemd's
+#     socket tools from Debian;
 #  2. builds the release binaries and installs them as /usr/local/bin/berth and berth-monitor;
 #  3. creates the group `berth` (members may use /run/berth.sock) and installs the units;
 #  4. starts the socket: `systemctl enable --now berth.socket` where systemd is PID 1 (and
@@ -29,7 +30,7 @@ die() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
 
 # --- 1. packages -----------------------------------------------------------------------
 need=()
-for pkg in runc busybox-static systemd curl; do
+for pkg in runc busybox-static systemd curl netavark aardvark-dns iptables; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -38,7 +39,7 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update
     apt-get install -y --no-install-recommends "${need[@]}"
 else
-    say "packages present (runc, busybox-static, systemd, curl)"
+    say "packages present (runc, busybox-static, systemd, curl, netavark, aardvark-dns, iptables)"
 fi
 
 # --- 2. build and install ----------------------------------------------------------------

@@ -11,6 +11,7 @@ pub(crate) mod image;
 pub mod model;
 /// The per-container monitor, its own crate (monitor/) so that nothing async links into it.
 pub use berth_monitor as monitor;
+pub(crate) mod network;
 pub(crate) mod params;
 pub mod registry;
 pub mod runtime;

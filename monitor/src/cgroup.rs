@@ -14,12 +14,18 @@ pub const MONITORS_CGROUP: &str = "berth-monitors";
 /// API's unit (`KillMode=process`) or its exit leaves the monitor alone. Best effort: returns
 /// the hierarchies joined, for diagnostics; failures are ignored.
 pub fn leave_caller_cgroup() -> Vec<PathBuf> {
-    let pid = std::process::id().to_string();
+    move_to_monitors_cgroup(std::process::id())
+}
+
+/// Move process `pid` into `berth-monitors/` of every hierarchy (see `leave_caller_cgroup`);
+/// also for helpers that must outlive the API process, such as aardvark-dns.
+pub fn move_to_monitors_cgroup(pid: u32) -> Vec<PathBuf> {
+    let pid = pid.to_string();
     let mut joined = Vec::new();
     let root = Path::new(CGROUP_ROOT);
     if root.join("cgroup.controllers").exists() {
         // Pure v2: one hierarchy. In the root cgroup already there is nothing to leave.
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
         let in_root = own.lines().any(|l| l == "0::/");
         if !in_root && join(root, &pid) {
             joined.push(root.join(MONITORS_CGROUP));

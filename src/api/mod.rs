@@ -9,6 +9,7 @@ pub(crate) mod exec;
 pub(crate) mod images;
 pub(crate) mod json_body;
 pub(crate) mod login;
+pub(crate) mod networks;
 pub(crate) mod pull;
 pub(crate) mod push;
 pub(crate) mod response;
@@ -204,6 +205,13 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> ApiResult {
         }
         H::PluginList => response::ok_json(&serde_json::json!([])),
         H::PluginInspect => Err(ApiError::not_found(format!("plugin \"{param}\" not found"))),
+        H::NetworkList => networks::list(&ctx, &q).await,
+        H::NetworkCreate => networks::create(&ctx, req).await,
+        H::NetworkPrune => networks::prune(&ctx, &q).await,
+        H::NetworkInspect => networks::inspect(&ctx, param, &q).await,
+        H::NetworkDelete => networks::delete(&ctx, param).await,
+        H::NetworkConnect => networks::connect(&ctx, param, req).await,
+        H::NetworkDisconnect => networks::disconnect(&ctx, param, req).await,
         H::VolumeCreate => volumes::create(&ctx, req).await,
         H::VolumeList => volumes::list(&ctx, &q).await,
         H::VolumeInspect => volumes::inspect(&ctx, param).await,

@@ -7,6 +7,7 @@ pub mod containers;
 pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod images;
+pub(crate) mod networks;
 pub(crate) mod progress;
 pub(crate) mod registry_errors;
 pub(crate) mod registry_ops;

@@ -79,6 +79,9 @@ pub enum NamespaceMode {
     Host,
     /// Join an existing namespace, e.g. `/proc/<pid>/ns/net` of another container.
     Path(PathBuf),
+    /// The container's own namespace, made beforehand and pinned at this path (its network,
+    /// set up before the start): joined like `Path`, treated like `New` otherwise.
+    Own(PathBuf),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -386,7 +386,7 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Spec, SpecE
 
     // linux
     let mut sysctl = HashMap::new();
-    if ns.network == NamespaceMode::New {
+    if matches!(ns.network, NamespaceMode::New | NamespaceMode::Own(_)) {
         if Path::new("/proc/sys/net/ipv4/ping_group_range").exists() {
             sysctl.insert("net.ipv4.ping_group_range".into(), "0 2147483647".into());
         }
@@ -426,7 +426,9 @@ pub fn build_spec_with(input: &SpecInput, host: &HostInfo) -> Result<Spec, SpecE
         match mode {
             NamespaceMode::New => namespaces.push(namespace(typ, None)),
             NamespaceMode::Host => {}
-            NamespaceMode::Path(p) => namespaces.push(namespace(typ, Some(p.clone()))),
+            NamespaceMode::Path(p) | NamespaceMode::Own(p) => {
+                namespaces.push(namespace(typ, Some(p.clone())))
+            }
         }
     }
     let cgroupns = match hc.cgroupns_mode.as_str() {

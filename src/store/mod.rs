@@ -9,6 +9,7 @@ pub(crate) mod distribution;
 pub(crate) mod events;
 pub(crate) mod images;
 pub(crate) mod meta;
+pub(crate) mod networks;
 pub mod private;
 mod schema;
 pub(crate) mod volumes;

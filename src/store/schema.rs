@@ -136,6 +136,59 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (container_id, destination)
     );
     "#,
+    // 7: networks, which container is attached to which (an endpoint), and while it runs the
+    // addresses and host ports it holds: allocated under the write transaction, unique by
+    // constraint, released when its network is torn down. `bridge`, `host` and `none` are
+    // Docker's predefined networks.
+    r#"
+    CREATE TABLE networks (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL UNIQUE,
+        driver       TEXT NOT NULL,     -- bridge, host, null
+        created      INTEGER NOT NULL,  -- Unix nanoseconds
+        interface    TEXT UNIQUE,       -- the bridge on the host (NULL for host, none)
+        internal     INTEGER NOT NULL,
+        attachable   INTEGER NOT NULL,
+        ipv6         INTEGER NOT NULL,
+        dns          INTEGER NOT NULL,  -- names resolve between its containers
+        subnets      TEXT NOT NULL,     -- JSON [{"Subnet","Gateway","IPRange"}]
+        options      TEXT NOT NULL,     -- JSON object
+        labels       TEXT NOT NULL,     -- JSON object
+        ipam_options TEXT NOT NULL      -- JSON object
+    );
+    INSERT INTO networks VALUES
+        (lower(hex(randomblob(32))), 'bridge', 'bridge', CAST(strftime('%s', 'now') AS INTEGER) * 1000000000, 'berth0', 0, 0, 0, 0,
+         '[{"Subnet":"10.201.0.0/16","Gateway":"10.201.0.1"}]',
+         '{"com.docker.network.bridge.default_bridge":"true","com.docker.network.bridge.enable_icc":"true","com.docker.network.bridge.enable_ip_masquerade":"true","com.docker.network.bridge.host_binding_ipv4":"0.0.0.0","com.docker.network.bridge.name":"berth0","com.docker.network.driver.mtu":"1500"}',
+         '{}', '{}'),
+        (lower(hex(randomblob(32))), 'host', 'host', CAST(strftime('%s', 'now') AS INTEGER) * 1000000000, NULL, 0, 0, 0, 0, '[]', '{}', '{}', '{}'),
+        (lower(hex(randomblob(32))), 'none', 'null', CAST(strftime('%s', 'now') AS INTEGER) * 1000000000, NULL, 0, 0, 0, 0, '[]', '{}', '{}', '{}');
+    CREATE TABLE endpoints (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        network_id   TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+        ordinal      INTEGER NOT NULL,  -- order of attachment: the first carries published ports
+        settings     TEXT NOT NULL,     -- JSON EndpointSettings as asked (aliases, IPAM, MAC)
+        -- Set while the container's network is up:
+        endpoint_id  TEXT,
+        interface    TEXT,              -- eth0, eth1, ... in the container
+        ipv4         TEXT,
+        ipv6         TEXT,
+        mac          TEXT,
+        PRIMARY KEY (container_id, network_id),
+        UNIQUE (network_id, ipv4),
+        UNIQUE (network_id, ipv6)
+    );
+    CREATE INDEX endpoints_network ON endpoints(network_id);
+    CREATE TABLE host_ports (
+        protocol       TEXT NOT NULL,   -- tcp, udp, sctp
+        host_ip        TEXT NOT NULL,   -- 0.0.0.0 for all
+        host_port      INTEGER NOT NULL,
+        container_id   TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        container_port INTEGER NOT NULL,
+        PRIMARY KEY (protocol, host_ip, host_port)
+    );
+    CREATE INDEX host_ports_container ON host_ports(container_id);
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -138,6 +138,14 @@ fn reconcile_with(engine: &Engine, boot_id: &str) -> Result<Reconciled, BootErro
         }
         meta::set(tx, META_PENDING, &Value::from(pending).to_string())?;
         meta::set(tx, META_BOOT_ID, boot_id)?;
+        if new_boot {
+            // Namespaces, veths and rules went with the old boot: so do their addresses.
+            crate::engine::networks::attach::forget_all(tx)?;
+        } else {
+            for (id, _) in &exited {
+                crate::engine::networks::attach::forget_container(tx, id)?;
+            }
+        }
         Ok(exited)
     })?;
     let mut out = Reconciled::default();

@@ -4,7 +4,7 @@
 use serde_json::Map;
 
 use crate::image::config::ImageConfig;
-use crate::model::{Config, CreateRequest, HostConfig, LogConfig, NetworkingConfig};
+use crate::model::{Config, CreateRequest, HostConfig, LogConfig};
 use crate::store::containers::{self as rows, ContainerRow};
 use crate::store::images as image_rows;
 use crate::util::time::now_nanos;
@@ -138,54 +138,9 @@ fn check_host_config(hc: &HostConfig) -> Result<()> {
 /// validated here as Docker's `verifyContainerSettings` does, its warnings returned.
 fn refuse_unsupported(config: &Config, hc: &HostConfig) -> Result<Vec<String>> {
     // (Volumes, named or anonymous, are made with the container: see engine::volumes::plan.)
-    let not_yet = |what: &str| {
-        EngineError::new(
-            ErrorKind::NotImplemented,
-            format!("{what} are not supported by berth yet"),
-        )
-    };
-    if !hc.port_bindings.is_empty() {
-        return Err(not_yet("published ports (-p, PortBindings)"));
-    }
-    if hc.publish_all_ports {
-        return Err(not_yet("published ports (-P, PublishAllPorts)"));
-    }
+    // Port specs are checked here (400), held at start.
+    crate::engine::networks::attach::publish_requests(config, hc)?;
     Ok(crate::runtime::validate_host_config(config, hc)?)
-}
-
-/// Until user-defined networks exist, a network other than bridge, none, host or another
-/// container's is not found (moby's text), and endpoint settings berth would not apply are
-/// refused rather than stored and ignored.
-fn check_networks(hc: &HostConfig, networking: &NetworkingConfig) -> Result<()> {
-    let mode = hc.network_mode.as_str();
-    let known = |n: &str| matches!(n, "bridge" | "none" | "host") || n.starts_with("container:");
-    if !known(mode) {
-        return Err(EngineError::not_found(format!("network {mode} not found")));
-    }
-    for (name, ep) in networking.endpoints_config.iter().flatten() {
-        if !known(name) && name != "default" {
-            return Err(EngineError::not_found(format!("network {name} not found")));
-        }
-        let Some(ep) = ep else { continue };
-        let ipam = ep.ipam_config.as_ref().is_some_and(|i| {
-            !i.ipv4_address.is_empty()
-                || !i.ipv6_address.is_empty()
-                || i.link_local_ips.as_ref().is_some_and(|l| !l.is_empty())
-        });
-        let set = ipam
-            || ep.aliases.as_ref().is_some_and(|a| !a.is_empty())
-            || ep.links.as_ref().is_some_and(|l| !l.is_empty())
-            || !ep.mac_address.is_empty()
-            || ep.driver_opts.as_ref().is_some_and(|d| !d.is_empty())
-            || ep.gw_priority != 0;
-        if set {
-            return Err(EngineError::new(
-                ErrorKind::NotImplemented,
-                "network endpoint settings (aliases, IP addresses, links, MAC addresses, driver options) are not supported by berth yet",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Log drivers Docker ships that berth does not (refused, not ignored).
@@ -337,11 +292,10 @@ pub fn create(engine: &Engine, name: Option<&str>, request: CreateRequest) -> Re
     if let Some(h) = &config.healthcheck {
         h.validate().map_err(EngineError::invalid_cause)?;
     }
-    // `default` is the bridge network; until networks exist it means a private network namespace.
+    // `default` is the bridge network.
     if matches!(hc.network_mode.as_str(), "" | "default") {
         hc.network_mode = "bridge".into();
     }
-    check_networks(&hc, &networking_config)?;
     let id = crate::util::random_id();
     let mut store = engine.store()?;
     let created = store.write(|tx| {
@@ -392,6 +346,7 @@ pub fn create(engine: &Engine, name: Option<&str>, request: CreateRequest) -> Re
         };
         rows::insert(tx, &row, &chains)?;
         crate::engine::volumes::plan(tx, &id, &config, &hc)?;
+        crate::engine::networks::settings::plan(tx, &id, &config, &hc, &networking_config)?;
         super::inspect::container_event(tx, "create", &row, Map::new())?;
         Ok(Created {
             id: id.clone(),

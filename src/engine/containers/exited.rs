@@ -55,6 +55,7 @@ pub fn monitor_event(engine: &Engine, id: &str, what: &str, arg: Option<&str>) -
                 };
                 let now = current(engine.paths(), id, &State::parse(&row.state));
                 if now.status == ContainerStatus::Exited || now.status == ContainerStatus::Created {
+                    crate::engine::networks::attach::bring_down(engine, id);
                     rootfs::teardown(engine, id)?;
                 }
             }

@@ -193,22 +193,6 @@ pub fn container_event(
     Ok(())
 }
 
-fn networks_json(mode: &str) -> Value {
-    let mut m = Map::new();
-    if mode != "none" && !mode.starts_with("container:") {
-        m.insert(
-            mode.to_string(),
-            json!({
-                "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
-                "DriverOpts": null, "GwPriority": 0, "NetworkID": "", "EndpointID": "",
-                "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null,
-            }),
-        );
-    }
-    Value::Object(m)
-}
-
 /// `GET /containers/{id}/json`.
 pub fn inspect(engine: &Engine, name: &str) -> Result<Value> {
     let paths = engine.paths().clone();
@@ -240,7 +224,17 @@ pub fn inspect(engine: &Engine, name: &str) -> Result<Value> {
     } else {
         super::log_path(engine, &row.id).display().to_string()
     };
-    let mode = hc.network_mode().to_string();
+    let sandbox = crate::engine::networks::attach::netns_path(engine, &row.id);
+    let network_settings = store.read(|tx| {
+        crate::engine::networks::settings::network_settings(
+            tx,
+            &row,
+            &config,
+            &hc,
+            state.is_running(),
+            &sandbox.display().to_string(),
+        )
+    })?;
     let started = state.started_at != 0;
     let file = |n: &str| {
         if started {
@@ -280,14 +274,7 @@ pub fn inspect(engine: &Engine, name: &str) -> Result<Value> {
         },
         "Mounts": mount_points(engine, &row.id, &hc)?,
         "Config": config,
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
-            "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-            "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "",
-            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-            "Networks": networks_json(&mode),
-        },
+        "NetworkSettings": network_settings,
     }))
 }
 
@@ -306,7 +293,7 @@ fn command_text(config: &Config) -> String {
 
 /// A small subset of Go regexps for the `name` and `id` filters: `^` and `$` anchors around
 /// literal text; anything else is matched as a substring.
-fn regex_like(pattern: &str, text: &str) -> bool {
+pub(crate) fn regex_like(pattern: &str, text: &str) -> bool {
     let (start, p) = match pattern.strip_prefix('^') {
         Some(p) => (true, p),
         None => (false, pattern),
@@ -321,6 +308,117 @@ fn regex_like(pattern: &str, text: &str) -> bool {
         (false, true) => text.ends_with(p),
         (false, false) => text.contains(p),
     }
+}
+
+/// moby's container-list filters on networks, ports, volumes and swarm tasks.
+fn more_filters_match(
+    engine: &Engine,
+    row: &ContainerRow,
+    config: &Config,
+    filters: &Filters,
+) -> Result<bool> {
+    let hc = row.host_config();
+    // Swarm tasks and Hyper-V isolation do not exist here.
+    if filters
+        .values("is-task")
+        .iter()
+        .any(|v| crate::params::bool_value(v))
+    {
+        return Ok(false);
+    }
+    if filters.contains("isolation")
+        && !filters
+            .values("isolation")
+            .iter()
+            .any(|v| matches!(*v, "default" | ""))
+    {
+        return Ok(false);
+    }
+    let port_key = |v: &str| {
+        if v.contains('/') {
+            v.to_string()
+        } else {
+            format!("{v}/tcp")
+        }
+    };
+    if filters.contains("publish") {
+        let exposed: Vec<String> = config
+            .exposed_ports
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
+        let published = |k: &str| {
+            hc.port_bindings.contains_key(k)
+                || (hc.publish_all_ports && exposed.iter().any(|e| e == k))
+        };
+        if !filters
+            .values("publish")
+            .iter()
+            .any(|v| published(&port_key(v)))
+        {
+            return Ok(false);
+        }
+    }
+    if filters.contains("expose") {
+        let exposed = |k: &str| config.exposed_ports.iter().flatten().any(|(e, _)| e == k);
+        if !filters
+            .values("expose")
+            .iter()
+            .any(|v| exposed(&port_key(v)))
+        {
+            return Ok(false);
+        }
+    }
+    if filters.contains("network") || filters.contains("volume") {
+        let (nets, mounts, binds) = engine.store()?.read(|tx| {
+            let mut nets = Vec::new();
+            for e in crate::store::networks::endpoints_of_container(tx, &row.id)? {
+                if let Some(n) = crate::store::networks::get(tx, &e.network_id)? {
+                    nets.push((n.name, n.id));
+                }
+            }
+            if let Some(n) = crate::store::networks::by_name(tx, hc.network_mode())? {
+                nets.push((n.name, n.id));
+            }
+            let mounts = crate::store::volumes::mounts_of(tx, &row.id)?;
+            let binds = crate::store::volumes::binds_of(tx, &row.id)?;
+            Ok::<_, EngineError>((nets, mounts, binds))
+        })?;
+        if filters.contains("network")
+            && !filters.values("network").iter().any(|v| {
+                nets.iter()
+                    .any(|(name, id)| name == v || (!v.is_empty() && id.starts_with(v)))
+            })
+        {
+            return Ok(false);
+        }
+        if filters.contains("volume") {
+            let host_binds: Vec<(String, String)> = hc
+                .binds
+                .iter()
+                .flatten()
+                .filter_map(|b| {
+                    let mut it = b.split(':');
+                    Some((it.next()?.to_string(), it.next()?.to_string()))
+                })
+                .collect();
+            let hit = |v: &str| {
+                mounts.iter().any(|m| m.volume == v || m.destination == v)
+                    || binds.iter().any(|b| b.source == v || b.destination == v)
+                    || host_binds.iter().any(|(s, d)| s == v || d == v)
+                    || hc
+                        .mounts
+                        .iter()
+                        .flatten()
+                        .any(|m| m.source == v || m.target == v)
+            };
+            if !filters.values("volume").iter().any(|v| hit(v)) {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 const LIST_FILTERS: &[&str] = &[
@@ -434,6 +532,9 @@ pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result
         if filters.contains("label") && !filters.match_kv("label", &labels) {
             continue;
         }
+        if !more_filters_match(engine, &row, &config, filters)? {
+            continue;
+        }
         if filters.contains("ancestor")
             && !(ancestors.contains(&row.image_id)
                 || filters.values("ancestor").contains(&row.image.as_str()))
@@ -444,7 +545,16 @@ pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result
         {
             continue;
         }
-        let mode = row.host_config().network_mode().to_string();
+        let hc = row.host_config();
+        let mode = hc.network_mode().to_string();
+        let (ports, networks) = engine.store()?.read(|tx| {
+            let running = state.is_running();
+            let ports = crate::engine::networks::settings::ps_ports(tx, &row, &config, running)?;
+            let settings = crate::engine::networks::settings::network_settings(
+                tx, &row, &config, &hc, running, "",
+            )?;
+            Ok::<_, EngineError>((ports, settings["Networks"].clone()))
+        })?;
         out.push(json!({
             "Id": row.id,
             "Names": [format!("/{}", row.name)],
@@ -452,12 +562,12 @@ pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result
             "ImageID": row.image_id,
             "Command": command_text(&config),
             "Created": row.created.div_euclid(1_000_000_000),
-            "Ports": [],
+            "Ports": ports,
             "Labels": labels,
             "State": status,
             "Status": status_text(&state, now),
             "HostConfig": {"NetworkMode": mode},
-            "NetworkSettings": {"Networks": networks_json(&mode)},
+            "NetworkSettings": {"Networks": networks},
             "Mounts": mount_points(engine, &row.id, &row.host_config())?,
         }));
         if limit > 0 && out.len() as i64 >= limit {

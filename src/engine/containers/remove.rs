@@ -34,6 +34,7 @@ pub fn remove(engine: &Engine, name: &str, force: bool, volumes: bool) -> Result
         super::lifecycle::kill_and_wait(engine, &row, "SIGKILL")?;
     }
     kill_exec_sessions(engine, &row.id);
+    crate::engine::networks::attach::bring_down(engine, &row.id);
     rootfs::teardown(engine, &row.id)?;
     let mut store = engine.store()?;
     let mounts = store.write(|tx| {

@@ -14,6 +14,7 @@ use super::super::{Engine, EngineError, ErrorKind, Result};
 use super::inspect::container_event;
 use super::state::{ContainerStatus, State, current};
 use super::{resolve, rootfs};
+use crate::engine::networks::attach::NetUp;
 use crate::model::HostConfig;
 
 /// Where the monitor binary is: beside the running `berth`.
@@ -51,7 +52,13 @@ fn namespace(engine: &Engine, mode: &str, kind: &str) -> Result<NamespaceMode> {
 }
 
 /// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container, written into its folder.
-fn write_etc(dir: &Path, hostname: &str, host_network: bool, hc: &HostConfig) -> Result<EtcFiles> {
+fn write_etc(
+    dir: &Path,
+    hostname: &str,
+    host_network: bool,
+    hc: &HostConfig,
+    net: Option<&NetUp>,
+) -> Result<EtcFiles> {
     let hostname_path = dir.join("hostname");
     std::fs::write(&hostname_path, format!("{hostname}\n"))?;
     let hosts_path = dir.join("hosts");
@@ -61,10 +68,24 @@ fn write_etc(dir: &Path, hostname: &str, host_network: bool, hc: &HostConfig) ->
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string()
     };
     for extra in hc.extra_hosts.iter().flatten() {
-        // host:ip (or host=ip in newer clients)
+        // host:ip (or host=ip in newer clients); `host-gateway` is an address of the host.
         if let Some((h, ip)) = extra.split_once('=').or_else(|| extra.split_once(':')) {
+            let ip = match (ip, net.and_then(|n| n.gateway)) {
+                ("host-gateway", Some(gw)) => gw.to_string(),
+                ("host-gateway", None) if host_network => "127.0.0.1".to_string(),
+                ("host-gateway", None) => {
+                    return Err(EngineError::invalid(
+                        "host-gateway needs a bridge network: the container has none",
+                    ));
+                }
+                (ip, _) => ip.to_string(),
+            };
             hosts.push_str(&format!("{ip}\t{h}\n"));
         }
+    }
+    // The container's own addresses under its hostname, as Docker writes them.
+    for ip in net.iter().flat_map(|n| n.addresses.iter()) {
+        hosts.push_str(&format!("{ip}\t{hostname}\n"));
     }
     std::fs::write(&hosts_path, hosts)?;
     let resolv_path = dir.join("resolv.conf");
@@ -73,6 +94,10 @@ fn write_etc(dir: &Path, hostname: &str, host_network: bool, hc: &HostConfig) ->
     let options = hc.dns_options.clone().unwrap_or_default();
     let mut out = String::new();
     let mut servers = hc.dns.clone().unwrap_or_default();
+    // On a network with DNS its resolver answers (and forwards --dns or the host's servers).
+    if let Some(n) = net.filter(|n| !n.dns_servers.is_empty()) {
+        servers = n.dns_servers.iter().map(|s| s.to_string()).collect();
+    }
     if servers.is_empty() {
         servers = host_resolv
             .lines()
@@ -102,6 +127,20 @@ fn write_etc(dir: &Path, hostname: &str, host_network: bool, hc: &HostConfig) ->
         hosts: hosts_path,
         hostname: hostname_path,
         resolv_conf: resolv_path,
+    })
+}
+
+/// The /etc files of the container whose network namespace this one joins, copied.
+fn copy_etc(other: &Path, dir: &Path) -> Result<EtcFiles> {
+    let copy = |name: &str| -> Result<PathBuf> {
+        let to = dir.join(name);
+        std::fs::copy(other.join(name), &to)?;
+        Ok(to)
+    };
+    Ok(EtcFiles {
+        hosts: copy("hosts")?,
+        hostname: copy("hostname")?,
+        resolv_conf: copy("resolv.conf")?,
     })
 }
 
@@ -157,11 +196,13 @@ fn launch(
     state: &State,
     hc: &HostConfig,
 ) -> Result<bool> {
-    let config = row.config();
+    let mut config = row.config();
     let paths = engine.paths().clone();
     let dir = paths.container_dir(&row.id);
     let run = paths.container_run_dir(&row.id);
     std::fs::create_dir_all(&dir)?;
+    // What a previous run's network left (its exit callback may not have come yet).
+    crate::engine::networks::attach::bring_down(engine, &row.id);
     // Nothing of a previous run may confuse the new monitor, but clients already waiting to
     // attach (their files in attach-pending/) must stay announced.
     std::fs::create_dir_all(run.join(crate::monitor::ATTACH_PENDING_DIR))?;
@@ -175,14 +216,35 @@ fn launch(
 
     let root = rootfs::setup(engine, &row.id, &row.image_id)?;
     let net_mode = hc.network_mode();
-    let hostname = match config.hostname.as_str() {
+    let mut hostname = match config.hostname.as_str() {
         "" => row.id[..12].to_string(),
         h => h.to_string(),
     };
+    // moby: a container in another's network namespace takes its hostname and /etc files.
+    let network_owner = match net_mode.strip_prefix("container:") {
+        Some(other) => {
+            let o = engine.store()?.read(|tx| resolve(tx, other))?;
+            let h = o.config().hostname;
+            if !h.is_empty() {
+                hostname = h.clone();
+                config.hostname = h;
+            }
+            Some(paths.container_dir(&o.id))
+        }
+        None => None,
+    };
     let result = (|| -> Result<launch::StartReport> {
-        let etc = write_etc(&dir, &hostname, net_mode == "host", hc)?;
+        let net = crate::engine::networks::attach::bring_up(engine, row, &config, hc)?;
+        let etc = match &network_owner {
+            Some(other_dir) => copy_etc(other_dir, &dir)?,
+            None => write_etc(&dir, &hostname, net_mode == "host", hc, net.as_ref())?,
+        };
+        let network = match &net {
+            Some(up) => NamespaceMode::Own(up.netns.clone()),
+            None => namespace(engine, net_mode, "net")?,
+        };
         let namespaces = NamespaceModes {
-            network: namespace(engine, net_mode, "net")?,
+            network,
             ipc: namespace(engine, &hc.ipc_mode, "ipc")?,
             pid: namespace(engine, &hc.pid_mode, "pid")?,
             uts: namespace(engine, &hc.uts_mode, "uts")?,
@@ -285,6 +347,7 @@ fn launch(
                 };
             }
             let _ = save_state(engine, row, &s);
+            crate::engine::networks::attach::bring_down(engine, &row.id);
             let _ = rootfs::teardown(engine, &row.id);
             Err(e)
         }
