@@ -257,7 +257,7 @@ def test_selinux_labels_are_refused(engine):
 @pytest.mark.berth_only
 @pytest.mark.parametrize("flags,what", [
     (["--mount", "type=volume,source=vv,target=/data,volume-subpath=x"], "subpaths"),
-    (["--link", "other:alias"], "legacy links"),
+    (["--link-local-ip", "169.254.8.8"], "link-local addresses"),
     (["-p", "[::1]:8080:80"], "IPv6 host addresses"),
 ])
 def test_unsupported_features_are_refused_not_ignored(engine, flags, what):

@@ -137,9 +137,9 @@ def test_refusals_with_dockers_texts(engine, net):
                    headers={"Content-Type": "application/json"})
     assert r.status == 400 and r.json()["message"] == \
         "network-scoped alias is supported only for containers in user defined networks", r.body
-    body = {"Name": name("n"), "IPAM": {"Config": [{"Subnet": "10.223.0.0/24",
-                                                    "AuxiliaryAddresses": {"a": "10.223.0.9"}}]}}
-    r = engine.api("POST", "/networks/create", body=json.dumps(body),
+    body = {"Image": "busybox", "HostConfig": {"NetworkMode": net}, "NetworkingConfig": {
+        "EndpointsConfig": {net: {"IPAMConfig": {"LinkLocalIPs": ["169.254.8.8"]}}}}}
+    r = engine.api("POST", "/containers/create", body=json.dumps(body),
                    headers={"Content-Type": "application/json"})
     assert r.status == 501 and "not supported by berth yet" in r.json()["message"], r.body
     r = engine.api("POST", "/networks/create", body=json.dumps({"Name": 5}),
@@ -172,10 +172,16 @@ def test_names_resolve_within_a_network(engine, net):
     # The network shows its containers with their addresses.
     members = inspect(engine, net, "network")["Containers"]
     assert members[bid]["Name"] == b and members[bid]["IPv4Address"] == f"{ep['IPAddress']}/24"
-    # An address given with --ip on a subnet the user configured.
+    # An address given with --ip on a subnet the user configured; aux addresses are kept free.
     n2 = name("static")
-    engine.docker("network", "create", "--subnet", "10.224.3.0/24", n2)
+    engine.docker("network", "create", "--subnet", "10.224.3.0/24", "--aux-address",
+                  "router=10.224.3.2", n2)
     try:
+        assert inspect(engine, n2, "network")["IPAM"]["Config"][0]["AuxiliaryAddresses"] == \
+            {"router": "10.224.3.2"}
+        _, out, _ = engine.docker("run", "--rm", "--network", n2, "busybox", "ip", "-o", "-4",
+                                  "addr", "show", "eth0")
+        assert "10.224.3.3/24" in out, "the first address after the gateway and the aux one"
         c = name("ip")
         engine.docker("run", "-d", "--name", c, "--network", n2, "--ip", "10.224.3.77",
                       "--mac-address", "02:42:0a:e0:03:4d", "busybox", "sleep", "60")
@@ -423,3 +429,39 @@ def test_docker_py_networks(engine, www):
         network.remove()
     assert client.networks.prune()["NetworksDeleted"] is None or n not in \
         client.networks.prune()["NetworksDeleted"]
+
+
+def test_legacy_links(engine):
+    db, app = name("db"), name("app")
+    engine.docker("run", "-d", "--name", db, "-e", "FOO=1", "--expose", "5432", "busybox",
+                  "sleep", "60")
+    try:
+        ip = inspect(engine, db)["NetworkSettings"]["IPAddress"]
+        _, out, _ = engine.docker("run", "--rm", "--name", app, "--link", f"{db}:dbx",
+                                  "busybox", "sh", "-c", "env; cat /etc/hosts; ping -c1 -W3 dbx")
+        for want in ["DBX_ENV_FOO=1", f"DBX_NAME=/{app}/dbx", f"DBX_PORT=tcp://{ip}:5432",
+                     f"DBX_PORT_5432_TCP_ADDR={ip}", "1 packets received"]:
+            assert want in out, (want, out)
+        assert re.search(rf"^{re.escape(ip)}\tdbx \w{{12}} {db}$", out, re.M), out
+        linked = name("linked")
+        engine.docker("create", "--name", linked, "--link", db, "busybox", "true")
+        assert inspect(engine, linked)["HostConfig"]["Links"] == [f"/{db}:/{linked}/{db}"]
+        _, out, _ = engine.docker("ps", "--no-trunc", "--filter", f"name={db}", "--format",
+                                  "{{.Names}}")
+        assert f"{linked}/{db}" in out.strip().split(","), out
+        engine.docker("rm", "--link", f"{linked}/{db}")
+        assert inspect(engine, linked)["HostConfig"]["Links"] == []
+        rc, _, err = engine.docker("rm", "--link", db, check=False)
+        assert rc != 0 and "cannot remove the default link name" in err, err
+        engine.docker("rm", linked)
+        rc, _, err = engine.docker("run", "--rm", "--link", "nosuch:x", "busybox", "true",
+                                   check=False)
+        assert rc == 125 and "could not get container for nosuch" in err, err
+        stopped = name("stopped")
+        engine.docker("create", "--name", stopped, "busybox", "true")
+        rc, _, err = engine.docker("run", "--rm", "--link", f"{stopped}:s", "busybox", "true",
+                                   check=False)
+        assert rc != 0 and f"Cannot link to a non running container: /{stopped}" in err, err
+        engine.docker("rm", stopped)
+    finally:
+        engine.docker("rm", "-f", db)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import import_busybox
-from helpers import berth_bin, mounts_under, serve_pids, wait_until
+from helpers import unmount_all_under, berth_bin, mounts_under, serve_pids, wait_until
 
 pytestmark = pytest.mark.berth_only
 
@@ -51,6 +51,21 @@ def simulate_reboot(eng, boot_file: Path):
     listed = subprocess.run([*runc, "list", "-q"], capture_output=True, text=True, check=False)
     for cid in listed.stdout.split():
         subprocess.run([*runc, "delete", "--force", cid], capture_output=True, check=False)
+    # What a reboot takes with it besides tmpfs: the containers' namespaces, veths, rules and
+    # the DNS server (netavark's own teardown stands in for the kernel forgetting them).
+    netavark = next((p for p in ("/usr/lib/podman/netavark", "/usr/libexec/podman/netavark")
+                     if os.path.exists(p)), None)
+    for opts in eng.run_root.glob("containers/*/net/*.json"):
+        ns = eng.run_root / "netns" / opts.parent.parent.name
+        if netavark:
+            subprocess.run([netavark, "--config", str(eng.run_root / "netavark"), "teardown",
+                            str(ns)], stdin=opts.open("rb"), capture_output=True, check=False)
+    for pid in pids_with("aardvark-dns", str(eng.run_root)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    unmount_all_under(eng.run_root)
     for child in eng.run_root.iterdir():
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)

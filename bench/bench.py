@@ -14,6 +14,9 @@ Figures (medians):
                 helper's VmRSS; the engine's own memory (PSS of its processes: berth serve and
                 monitors / dockerd, containerd and shims / podman service and conmons; not the
                 containers' processes) when idle with 0 and with 50 running containers.
+  network       docker run --rm true on the default bridge vs --network none (the difference
+                is what bridge networking costs a container); docker run -d -p until the first
+                HTTP answer on 127.0.0.1; MB/s of a 64 MiB download through a published port.
 
 dockerd and podman are measured only where installed; nothing is installed here.
 """
@@ -32,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import net as netbench
 import pull as pullbench
 
 REPO = Path(__file__).resolve().parent.parent
@@ -426,6 +430,10 @@ def main() -> int:
             "docker ps -a, 100 containers (ms)": {},
             "engine memory idle, 0 containers (MiB PSS)": {},
             "engine memory idle, 50 containers (MiB PSS)": {},
+            "docker run --rm true, default bridge (ms)": {},
+            "  bridge networking per container (ms, bridge - none)": {},
+            "docker run -d -p until first HTTP answer (ms)": {},
+            "download through a published port (MB/s)": {},
             f"docker pull {args.pull_mb} MB image, local registry (ms)": {},
             "  pull throughput (MB/s compressed)": {},
             "  pull CPU (s per 100 MB)": {}}
@@ -451,10 +459,16 @@ def main() -> int:
                         rows[k][eng.name] = c[f]
                 except (subprocess.CalledProcessError, AssertionError) as e:
                     print(f"bench: containers on {eng.name}: {e}", file=sys.stderr)
+                try:
+                    nf = netbench.network_figures(cli, sock, args.repeat)
+                    for k, f in zip(keys[12:16], ("bridge", "bridge_cost", "first_http", "mbps")):
+                        rows[k][eng.name] = nf[f]
+                except (subprocess.CalledProcessError, OSError) as e:
+                    print(f"bench: network on {eng.name}: {e}", file=sys.stderr)
                 if registry:
                     try:
                         p = pullbench.pull_figures(eng, cli, sock, pull_ref, compressed, args.pull_runs)
-                        for k, f in zip(keys[12:], ("wall", "mbps", "cpu")):
+                        for k, f in zip(keys[16:], ("wall", "mbps", "cpu")):
                             rows[k][eng.name] = p[f]
                     except (subprocess.CalledProcessError, AssertionError, ValueError) as e:
                         print(f"bench: pull on {eng.name}: {e}", file=sys.stderr)
@@ -485,8 +499,8 @@ def main() -> int:
         print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
         if i == 0:
             print("  ".join("-" * w for w in widths))
-    print("\nRatios are other/berth: above 1 means berth is faster or smaller, except for pull "
-          "throughput, where below 1 means berth is faster.")
+    print("\nRatios are other/berth: above 1 means berth is faster or smaller, except for the "
+          "throughputs (pull, published-port download), where below 1 means berth is faster.")
     if "dockerd" in names:
         print("\ndockerd is resident: its cold figure is dockerd start to first /_ping (3 runs).")
     return 0

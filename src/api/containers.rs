@@ -51,9 +51,9 @@ pub async fn inspect(ctx: &Ctx, id: String) -> ApiResult {
 pub async fn delete(ctx: &Ctx, id: String, q: &Query) -> ApiResult {
     let force = q.bool("force", false);
     if q.bool("link", false) {
-        return Err(ApiError::bad_request(
-            "Conflict, cannot remove the default link name of the container",
-        ));
+        let engine = ctx.engine.clone();
+        blocking(move || crate::engine::networks::links::remove_link(&engine, &id)).await?;
+        return Ok(empty(StatusCode::NO_CONTENT));
     }
     let volumes = q.bool("v", false);
     let engine = ctx.engine.clone();

@@ -90,7 +90,8 @@ pub static ROUTES: &[Route] = &[
     r("GET", "/containers/json", H::ContainerList),
     r("POST", "/containers/prune", H::ContainerPrune),
     r("GET", "/containers/{id}/json", H::ContainerInspect),
-    r("DELETE", "/containers/{id}", H::ContainerDelete),
+    // {name}: a link name (`parent/alias`, with ?link=true) has a slash.
+    r("DELETE", "/containers/{name}", H::ContainerDelete),
     r("POST", "/containers/{id}/rename", H::ContainerRename),
     r("POST", "/containers/{id}/start", H::ContainerStart),
     r("POST", "/containers/{id}/restart", H::ContainerRestart),

@@ -1,7 +1,7 @@
 //! Address management for bridge networks: subnets as Docker's `IPAM.Config` writes them,
 //! the next free address, and a free subnet for a network created without one.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net};
@@ -16,6 +16,13 @@ pub struct SubnetConfig {
     pub ip_range: String,
     #[serde(rename = "Gateway", default, skip_serializing_if = "String::is_empty")]
     pub gateway: String,
+    /// Addresses kept out of allocation (Docker's `--aux-address name=ip`).
+    #[serde(
+        rename = "AuxiliaryAddresses",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub auxiliary_addresses: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -24,6 +31,8 @@ pub enum IpamError {
     BadCidr(String),
     #[error("invalid gateway address {0}")]
     BadGateway(String),
+    #[error("no matching subnet for aux-address {0}")]
+    BadAux(String),
     #[error("no available IPv4 addresses on this network's address pools: {0}")]
     Exhausted(String),
     #[error("no free address pool left for a new network")]
@@ -36,6 +45,7 @@ pub struct Subnet {
     pub net: IpNet,
     pub range: IpNet,
     pub gateway: IpAddr,
+    pub aux: BTreeMap<String, IpAddr>,
 }
 
 impl Subnet {
@@ -72,10 +82,20 @@ impl Subnet {
             }
             g
         };
+        let mut aux = BTreeMap::new();
+        for (k, v) in &c.auxiliary_addresses {
+            let ip: IpAddr = v
+                .parse()
+                .ok()
+                .filter(|ip| net.contains(ip))
+                .ok_or_else(|| IpamError::BadAux(v.clone()))?;
+            aux.insert(k.clone(), ip);
+        }
         Ok(Subnet {
             net,
             range,
             gateway,
+            aux,
         })
     }
 
@@ -89,6 +109,11 @@ impl Subnet {
             subnet: self.net.to_string(),
             ip_range: ip_range.to_string(),
             gateway: self.gateway.to_string(),
+            auxiliary_addresses: self
+                .aux
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -106,9 +131,13 @@ impl Subnet {
     }
 
     /// Whether `ip` may be given to a container: inside the subnet, not its network or
-    /// broadcast address, not the gateway.
+    /// broadcast address, not the gateway, not reserved.
     pub fn usable(&self, ip: IpAddr) -> bool {
-        if !self.net.contains(&ip) || ip == self.gateway || ip == self.net.network() {
+        if !self.net.contains(&ip)
+            || ip == self.gateway
+            || ip == self.net.network()
+            || self.aux.values().any(|a| *a == ip)
+        {
             return false;
         }
         match self.net {
@@ -118,8 +147,9 @@ impl Subnet {
     }
 }
 
+/// ipnet counts an IPv6 subnet's own address (the subnet-router anycast) as a host: skipped.
 fn first_host(net: &IpNet) -> Option<IpAddr> {
-    net.hosts().next()
+    net.hosts().find(|ip| *ip != net.network())
 }
 
 /// Whether two subnets share an address.
@@ -181,7 +211,23 @@ mod tests {
             subnet: s.into(),
             gateway: g.into(),
             ip_range: r.into(),
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn aux_addresses_are_reserved() {
+        let mut c = cfg("10.9.0.0/24", "", "");
+        c.auxiliary_addresses.insert("a".into(), "10.9.0.2".into());
+        let s = Subnet::parse(&c).unwrap();
+        assert_eq!(
+            s.next_free(&HashSet::new()).unwrap().to_string(),
+            "10.9.0.3"
+        );
+        assert!(!s.usable("10.9.0.2".parse().unwrap()));
+        assert_eq!(s.config("").auxiliary_addresses["a"], "10.9.0.2");
+        c.auxiliary_addresses.insert("b".into(), "10.8.0.1".into());
+        assert_eq!(Subnet::parse(&c), Err(IpamError::BadAux("10.8.0.1".into())));
     }
 
     #[test]

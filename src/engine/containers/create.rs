@@ -334,6 +334,8 @@ pub fn create(engine: &Engine, name: Option<&str>, request: CreateRequest) -> Re
                 }
             }
         };
+        let mut hc = hc.clone();
+        hc.links = crate::engine::networks::links::normalise(tx, &name, &hc)?;
         let row = ContainerRow {
             id: id.clone(),
             name: name.clone(),

@@ -486,6 +486,7 @@ pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result
         Ok::<_, EngineError>((rows, bounds, ancestors))
     })?;
     let (before, since) = bounds;
+    let link_names = crate::engine::networks::links::names_by_child(&rows);
     // `status`, `exited` and `limit` imply all.
     let all = all || filters.contains("status") || filters.contains("exited") || limit > 0;
     let now = now_nanos();
@@ -546,6 +547,8 @@ pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result
             continue;
         }
         let hc = row.host_config();
+        let mut names = vec![format!("/{}", row.name)];
+        names.extend(link_names.get(&row.name).cloned().unwrap_or_default());
         let mode = hc.network_mode().to_string();
         let (ports, networks) = engine.store()?.read(|tx| {
             let running = state.is_running();
@@ -557,7 +560,7 @@ pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result
         })?;
         out.push(json!({
             "Id": row.id,
-            "Names": [format!("/{}", row.name)],
+            "Names": names,
             "Image": row.image,
             "ImageID": row.image_id,
             "Command": command_text(&config),

@@ -58,6 +58,7 @@ fn write_etc(
     host_network: bool,
     hc: &HostConfig,
     net: Option<&NetUp>,
+    link_hosts: &[String],
 ) -> Result<EtcFiles> {
     let hostname_path = dir.join("hostname");
     std::fs::write(&hostname_path, format!("{hostname}\n"))?;
@@ -82,6 +83,10 @@ fn write_etc(
             };
             hosts.push_str(&format!("{ip}\t{h}\n"));
         }
+    }
+    for line in link_hosts {
+        hosts.push_str(line);
+        hosts.push('\n');
     }
     // The container's own addresses under its hostname, as Docker writes them.
     for ip in net.iter().flat_map(|n| n.addresses.iter()) {
@@ -235,9 +240,24 @@ fn launch(
     };
     let result = (|| -> Result<launch::StartReport> {
         let net = crate::engine::networks::attach::bring_up(engine, row, &config, hc)?;
+        let linked = crate::engine::networks::links::at_start(engine, row, hc)?;
+        // Docker puts the link variables before the container's own (which win).
+        let mut config = config.clone();
+        if !linked.env.is_empty() {
+            let mut env = linked.env.clone();
+            env.extend(config.env().iter().cloned());
+            config.env = Some(env);
+        }
         let etc = match &network_owner {
             Some(other_dir) => copy_etc(other_dir, &dir)?,
-            None => write_etc(&dir, &hostname, net_mode == "host", hc, net.as_ref())?,
+            None => write_etc(
+                &dir,
+                &hostname,
+                net_mode == "host",
+                hc,
+                net.as_ref(),
+                &linked.hosts,
+            )?,
         };
         let network = match &net {
             Some(up) => NamespaceMode::Own(up.netns.clone()),

@@ -3,6 +3,7 @@
 //! container is attached to which (an endpoint); [`attach`] brings endpoints up at start.
 
 pub mod attach;
+pub mod links;
 pub mod settings;
 
 use std::collections::BTreeMap;
@@ -239,12 +240,6 @@ pub fn create(engine: &Engine, opts: CreateOptions) -> Result<Value> {
     }
     let mut subnets = Vec::new();
     for c in ipam.config.iter().flatten() {
-        if c.auxiliary_addresses
-            .as_ref()
-            .is_some_and(|a| !a.is_empty())
-        {
-            return Err(not_yet("IPAM auxiliary addresses are"));
-        }
         if c.subnet.is_empty() {
             return Err(EngineError::invalid(
                 "invalid network config: a subnet is required for each IPAM config",
@@ -254,6 +249,7 @@ pub fn create(engine: &Engine, opts: CreateOptions) -> Result<Value> {
             subnet: c.subnet.clone(),
             ip_range: c.ip_range.clone(),
             gateway: c.gateway.clone(),
+            auxiliary_addresses: c.auxiliary_addresses.clone().unwrap_or_default(),
         };
         let parsed = Subnet::parse(&config).map_err(EngineError::invalid_cause)?;
         subnets.push((parsed, c.ip_range.clone(), false));
@@ -325,7 +321,8 @@ pub fn create(engine: &Engine, opts: CreateOptions) -> Result<Value> {
             options: serde_json::to_string(&options).map_err(EngineError::internal_cause)?,
             labels: serde_json::to_string(&opts.labels.clone().unwrap_or_default())
                 .map_err(EngineError::internal_cause)?,
-            ipam_options: serde_json::to_string(&ipam.options.clone().unwrap_or_default())
+            // Echoed as given: null when the client sent none (docker-py), {} from the CLI.
+            ipam_options: serde_json::to_string(&ipam.options)
                 .map_err(EngineError::internal_cause)?,
         };
         if !rows::insert(tx, &row)? {
@@ -378,7 +375,7 @@ pub fn network_json(tx: &Transaction, net: &NetworkRow, containers: bool) -> Res
     }
     let config: Vec<SubnetConfig> = stored_subnets(net).into_iter().map(|s| s.config).collect();
     let options: Value = serde_json::from_str(&net.options).unwrap_or(json!({}));
-    let ipam_options: Value = serde_json::from_str(&net.ipam_options).unwrap_or(json!({}));
+    let ipam_options: Value = serde_json::from_str(&net.ipam_options).unwrap_or(Value::Null);
     Ok(json!({
         "Name": net.name,
         "Id": net.id,
@@ -389,7 +386,7 @@ pub fn network_json(tx: &Transaction, net: &NetworkRow, containers: bool) -> Res
         "EnableIPv6": net.ipv6,
         "IPAM": {
             "Driver": "default",
-            "Options": if ipam_options.as_object().is_some_and(|o| o.is_empty()) && is_predefined(net) { Value::Null } else { ipam_options },
+            "Options": if is_predefined(net) { Value::Null } else { ipam_options },
             "Config": config,
         },
         "Internal": net.internal,

@@ -26,8 +26,16 @@ pub fn check(net: &NetworkRow, ep: &EndpointSettings) -> Result<()> {
     if ep.links.as_ref().is_some_and(|l| !l.is_empty()) {
         return Err(not_yet("legacy links (--link) are"));
     }
-    if ep.driver_opts.as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(not_yet("endpoint driver options are"));
+    // The bridge driver reads only its own (com.docker.network.*) endpoint options; others
+    // are kept and shown, as Docker does.
+    if let Some(k) = ep
+        .driver_opts
+        .iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .find(|k| k.starts_with("com.docker.network."))
+    {
+        return Err(not_yet(&format!("the endpoint driver option {k} is")));
     }
     if ep.gw_priority != 0 {
         return Err(not_yet("gateway priorities (gw-priority) are"));
@@ -122,9 +130,6 @@ pub fn plan(
         }
         return Ok(());
     }
-    if !hc.links.as_ref().is_none_or(|l| l.is_empty()) {
-        return Err(not_yet("legacy links (--link) are"));
-    }
     let primary = find(tx, mode)?;
     let mut planned: Vec<(NetworkRow, EndpointSettings)> = Vec::new();
     let mut first = None;
@@ -215,6 +220,9 @@ pub fn network_settings(
         };
         ep["NetworkID"] = json!(net.id);
         ep["MacAddress"] = json!(settings.mac_address);
+        if let Some(d) = &settings.driver_opts {
+            ep["DriverOpts"] = json!(d);
+        }
         let user_defined = !super::is_predefined(&net);
         if user_defined {
             let mut names = vec![row.name.clone()];
