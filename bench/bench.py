@@ -460,7 +460,7 @@ def main() -> int:
                 except (subprocess.CalledProcessError, AssertionError) as e:
                     print(f"bench: containers on {eng.name}: {e}", file=sys.stderr)
                 try:
-                    nf = netbench.network_figures(cli, sock, args.repeat)
+                    nf = netbench.network_figures(cli, timed, sock, args.repeat)
                     for k, f in zip(keys[12:16], ("bridge", "bridge_cost", "first_http", "mbps")):
                         rows[k][eng.name] = nf[f]
                 except (subprocess.CalledProcessError, OSError) as e:

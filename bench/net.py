@@ -4,32 +4,16 @@ port. Traffic stays on 127.0.0.1."""
 
 from __future__ import annotations
 
-import socket
 import statistics
 import time
 import urllib.request
+
+from pull import free_port
 
 # A web root with an index page and a 64 MiB file, made inside the container.
 SERVE = ("mkdir -p /www && echo ok > /www/index.html && "
          "dd if=/dev/zero of=/www/big bs=1M count=64 2>/dev/null && httpd -f -p 80 -h /www")
 BIG = 64 << 20
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _timed(fn, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
 
 
 def _get(port: int, path: str, timeout: float = 2) -> bytes:
@@ -54,12 +38,13 @@ def first_answer_ms(cli, sock: str, port: int) -> tuple[float, str]:
             time.sleep(0.002)
 
 
-def network_figures(cli, sock: str, repeat: int) -> dict:
+def network_figures(cli, timed, sock: str, repeat: int) -> dict:
     out = {}
-    for mode in ("none", "bridge"):
-        run = ["run", "--rm", "--network", mode, "benchbox", "true"]
+    # The default network is the bridge (Podman's compat API has no network named "bridge").
+    for mode, flags in (("none", ["--network", "none"]), ("bridge", [])):
+        run = ["run", "--rm", *flags, "benchbox", "true"]
         cli(sock, *run)
-        out[mode] = statistics.median(_timed(lambda r=run: cli(sock, *r), repeat))
+        out[mode] = statistics.median(timed(lambda r=run: cli(sock, *r), repeat))
     out["bridge_cost"] = out["bridge"] - out["none"]
     firsts = []
     for _ in range(max(3, repeat // 4)):

@@ -95,6 +95,15 @@ impl Config {
         self.env.as_deref().unwrap_or_default()
     }
 
+    /// The `ExposedPorts` keys (`80/tcp`), sorted.
+    pub fn exposed_port_keys(&self) -> Vec<String> {
+        self.exposed_ports
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     /// Labels, empty when unset.
     pub fn labels(&self) -> BTreeMap<String, String> {
         self.labels.clone().unwrap_or_default()

@@ -9,6 +9,7 @@
 //! ports — in its store, under a write transaction, and hands netavark static addresses.
 
 pub mod ipam;
+pub mod keeper;
 pub mod netavark;
 pub mod netns;
 pub mod ports;

@@ -84,6 +84,19 @@ fn ep_row(r: &Row) -> rusqlite::Result<EndpointRow> {
     })
 }
 
+/// `false` where a UNIQUE (or other) constraint refused the write.
+fn unless_constraint(r: rusqlite::Result<usize>) -> Result<bool> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub fn get(tx: &Transaction, id: &str) -> Result<Option<NetworkRow>> {
     Ok(tx
         .query_row(
@@ -134,15 +147,7 @@ pub fn insert(tx: &Transaction, n: &NetworkRow) -> Result<bool> {
             n.ipam_options
         ],
     );
-    match r {
-        Ok(_) => Ok(true),
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e.into()),
-    }
+    unless_constraint(r)
 }
 
 pub fn delete(tx: &Transaction, id: &str) -> Result<()> {
@@ -205,15 +210,7 @@ pub fn set_live(tx: &Transaction, ep: &EndpointRow) -> Result<bool> {
             ep.mac
         ],
     );
-    match r {
-        Ok(_) => Ok(true),
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e.into()),
-    }
+    unless_constraint(r)
 }
 
 /// The endpoint is down: its addresses are free again.

@@ -342,12 +342,7 @@ fn more_filters_match(
         }
     };
     if filters.contains("publish") {
-        let exposed: Vec<String> = config
-            .exposed_ports
-            .iter()
-            .flatten()
-            .map(|(k, _)| k.clone())
-            .collect();
+        let exposed = config.exposed_port_keys();
         let published = |k: &str| {
             hc.port_bindings.contains_key(k)
                 || (hc.publish_all_ports && exposed.iter().any(|e| e == k))
@@ -550,7 +545,7 @@ pub fn list(engine: &Engine, all: bool, limit: i64, filters: &Filters) -> Result
         let mut names = vec![format!("/{}", row.name)];
         names.extend(link_names.get(&row.name).cloned().unwrap_or_default());
         let mode = hc.network_mode().to_string();
-        let (ports, networks) = engine.store()?.read(|tx| {
+        let (ports, networks) = store.read(|tx| {
             let running = state.is_running();
             let ports = crate::engine::networks::settings::ps_ports(tx, &row, &config, running)?;
             let settings = crate::engine::networks::settings::network_settings(

@@ -110,12 +110,7 @@ pub fn bring_up(
 
 /// Ports to publish, checked.
 pub fn publish_requests(config: &Config, hc: &HostConfig) -> Result<Vec<PortRequest>> {
-    let exposed: Vec<String> = config
-        .exposed_ports
-        .iter()
-        .flatten()
-        .map(|(k, _)| k.clone())
-        .collect();
+    let exposed = config.exposed_port_keys();
     let reqs = ports::requests(&hc.port_bindings, hc.publish_all_ports, &exposed)
         .map_err(EngineError::invalid_cause)?;
     if reqs.iter().any(|r| r.host_ip.is_ipv6()) {
@@ -239,6 +234,13 @@ fn up_one(
             return Err(setup_error(row, &endpoint_id, e));
         }
     };
+    // The default bridge stays between containers, as docker0 does (see network::keeper).
+    if net.name == "bridge"
+        && let Some(bridge) = &net.interface
+        && let Err(e) = crate::network::keeper::keep(bridge)
+    {
+        tracing::warn!(bridge = %bridge, error = %e, "keeping the default bridge");
+    }
     if net.dns
         && let Some(pid) = nv.aardvark_pid()
     {
