@@ -22,7 +22,7 @@ fn attr(buf: &mut Vec<u8>, typ: u16, data: &[u8]) {
     buf.extend_from_slice(&(len as u16).to_ne_bytes());
     buf.extend_from_slice(&typ.to_ne_bytes());
     buf.extend_from_slice(data);
-    while buf.len() % 4 != 0 {
+    while !buf.len().is_multiple_of(4) {
         buf.push(0);
     }
 }
@@ -136,7 +136,7 @@ mod tests {
             m.len()
         );
         assert_eq!(u16::from_ne_bytes([m[4], m[5]]), RTM_NEWLINK);
-        assert_eq!(m.len() % 4, 0);
+        assert!(m.len().is_multiple_of(4));
         let text = String::from_utf8_lossy(&m);
         assert!(text.contains("br0-keep\0") && text.contains("dummy\0"));
     }
