@@ -465,3 +465,27 @@ def test_legacy_links(engine):
         engine.docker("rm", stopped)
     finally:
         engine.docker("rm", "-f", db)
+
+
+def test_ipv6_network_with_static_address(engine):
+    n = name("v6")
+    engine.docker("network", "create", "--ipv6", "--subnet", "10.225.1.0/24", "--subnet",
+                  "fd00:b:e:1::/64", n)
+    try:
+        info = inspect(engine, n, "network")
+        assert info["EnableIPv6"] is True
+        assert {c["Subnet"] for c in info["IPAM"]["Config"]} == {"10.225.1.0/24", "fd00:b:e:1::/64"}
+        c = name("six")
+        engine.docker("run", "-d", "--name", c, "--network", n, "--ip6", "fd00:b:e:1::99",
+                      "busybox", "sleep", "60")
+        ep = inspect(engine, c)["NetworkSettings"]["Networks"][n]
+        assert ep["GlobalIPv6Address"] == "fd00:b:e:1::99" and ep["GlobalIPv6PrefixLen"] == 64, ep
+        assert ep["IPv6Gateway"] == "fd00:b:e:1::1" and ep["IPAddress"].startswith("10.225.1."), ep
+        _, out, _ = engine.docker("exec", c, "ip", "-6", "-o", "addr", "show", "eth0")
+        assert "fd00:b:e:1::99/64" in out, out
+        _, out, _ = engine.docker("run", "--rm", "--network", n, "busybox", "ping", "-6", "-c1",
+                                  "-W5", "fd00:b:e:1::99")
+        assert "1 packets received" in out, out
+        engine.docker("rm", "-f", c)
+    finally:
+        engine.docker("network", "rm", n, check=False)

@@ -62,7 +62,9 @@ def test_bad_names_and_drivers_are_refused(engine):
     rc, _, err = engine.docker("volume", "create", "--driver", "nope", name("v"), check=False)
     assert rc != 0 and 'plugin "nope" not found' in err, err
     rc, _, err = engine.docker("volume", "create", "-o", "type=tmpfs", name("v"), check=False)
-    assert rc != 0 and "not supported by berth yet" in err, err
+    assert rc != 0 and 'missing required option: "device"' in err, err
+    rc, _, err = engine.docker("volume", "create", "-o", "colour=red", name("v"), check=False)
+    assert rc != 0 and 'invalid option: "colour"' in err, err
     # (The docker CLI drops `-v x:/data` itself: the API is asked directly.)
     body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"Binds": ["x:/data"]}}
     r = engine.api("POST", "/containers/create", body=json.dumps(body),
@@ -281,3 +283,49 @@ def test_volumes_from(engine, tmp_path):
         engine.docker("rm", "-f", "-v", dep, check=False)
         engine.docker("rm", "-f", "-v", src, check=False)
         engine.docker("volume", "rm", "-f", v, check=False)
+
+
+@pytest.mark.berth_only
+def test_driver_options_tmpfs_and_bind(engine, tmp_path):
+    """`-o type=tmpfs -o device=tmpfs -o o=size=…` mounts a tmpfs while containers use the
+    volume (its content goes with the last one, as in Docker); `-o type=none -o o=bind -o
+    device=DIR` shows a host folder."""
+    t = name("tmpfsvol")
+    engine.docker("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o",
+                  "o=size=8m,mode=1777", t)
+    host = tmp_path / "shared"
+    host.mkdir()
+    (host / "from-host").write_text("hi\n")
+    b = name("bindvol")
+    engine.docker("volume", "create", "--driver", "local", "-o", "type=none", "-o", "o=bind",
+                  "-o", f"device={host}", b)
+    try:
+        assert inspect(engine, t, "volume")["Options"] == \
+            {"type": "tmpfs", "device": "tmpfs", "o": "size=8m,mode=1777"}
+        _, out, _ = engine.docker("run", "--rm", "-v", f"{t}:/data", "busybox", "sh", "-c",
+                                  "grep ' /data ' /proc/mounts; df -k /data | tail -1; "
+                                  "echo kept > /data/f; ls -ld /data")
+        assert " /data tmpfs " in out and "drwxrwxrwt" in out, out
+        assert out.splitlines()[1].split()[1] == "8192", out
+        _, out, _ = engine.docker("run", "--rm", "-v", f"{t}:/data", "busybox", "ls", "/data")
+        assert out.strip() == "", "a tmpfs volume starts empty once no container holds it"
+        if engine.data_root:
+            mp = inspect(engine, t, "volume")["Mountpoint"]
+            assert mp not in open("/proc/self/mountinfo").read(), "unmounted after the last user"
+        _, out, _ = engine.docker("run", "--rm", "-v", f"{b}:/data", "busybox", "sh", "-c",
+                                  "cat /data/from-host; echo back > /data/from-container")
+        assert out == "hi\n"
+        assert (host / "from-container").read_text() == "back\n"
+        # The same options inline: --mount with volume-opt makes the volume with them.
+        inline = name("inline")
+        _, out, _ = engine.docker(
+            "run", "--rm", "--mount",
+            f"type=volume,src={inline},dst=/d,volume-opt=type=tmpfs,volume-opt=device=tmpfs",
+            "busybox", "grep", " /d ", "/proc/mounts")
+        assert " /d tmpfs " in out, out
+        assert inspect(engine, inline, "volume")["Options"] == {"type": "tmpfs", "device": "tmpfs"}
+        engine.docker("volume", "rm", inline)
+    finally:
+        engine.docker("volume", "rm", t, check=False)
+        engine.docker("volume", "rm", b, check=False)
+    assert (host / "from-host").exists(), "removing a bind volume leaves the host folder"

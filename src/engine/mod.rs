@@ -13,6 +13,7 @@ pub(crate) mod registry_errors;
 pub(crate) mod registry_ops;
 pub(crate) mod search;
 pub(crate) mod system;
+pub(crate) mod volume_options;
 pub(crate) mod volumes;
 
 use std::ops::{Deref, DerefMut};

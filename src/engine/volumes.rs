@@ -62,14 +62,11 @@ fn check_driver(driver: &str) -> Result<()> {
     }
 }
 
-/// The local driver's `type`/`device`/`o` options mount something else than a folder: not yet.
+/// The local driver's `type`/`device`/`o` options, checked as moby does.
 fn check_options(opts: Option<&BTreeMap<String, String>>) -> Result<()> {
     match opts {
-        Some(o) if !o.is_empty() => Err(EngineError::new(
-            ErrorKind::NotImplemented,
-            "volume driver options (type, device, o) are not supported by berth yet",
-        )),
-        _ => Ok(()),
+        Some(o) => super::volume_options::validate(o),
+        None => Ok(()),
     }
 }
 
@@ -220,6 +217,12 @@ pub fn remove(engine: &Engine, name: &str, force: bool) -> Result<()> {
                 "remove {name}: volume is in use - [{}]",
                 users.join(", ")
             )));
+        }
+        // A volume with mount options may still be mounted (no container runs it now).
+        let data = engine.paths().volume_data(name);
+        if super::containers::rootfs::is_mounted(&data) {
+            nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH)
+                .map_err(|e| EngineError::internal(format!("unmounting volume {name}: {e}")))?;
         }
         match std::fs::rename(&folder, &trash) {
             Ok(()) => {}
@@ -412,6 +415,11 @@ pub fn plan(tx: &Transaction, container_id: &str, config: &Config, hc: &HostConf
             validate_name(&m.source)?;
             new_row(m.source.clone(), opts.labels.clone(), false)
         };
+        // volume-opt=…: the new volume's driver options (an existing volume keeps its own).
+        let mut row = row;
+        if let Some(d) = opts.driver_config.as_ref().filter(|d| d.options.is_some()) {
+            row.options = to_json(&d.options);
+        }
         covered.insert(dest.clone());
         add(tx, row, dest, m.read_only, !opts.no_copy)?;
     }

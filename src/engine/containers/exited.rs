@@ -57,6 +57,7 @@ pub fn monitor_event(engine: &Engine, id: &str, what: &str, arg: Option<&str>) -
                 if now.status == ContainerStatus::Exited || now.status == ContainerStatus::Created {
                     crate::engine::networks::attach::bring_down(engine, id);
                     rootfs::teardown(engine, id)?;
+                    crate::engine::volume_options::release_all(engine, id);
                 }
             }
             Ok(())

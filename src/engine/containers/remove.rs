@@ -36,6 +36,7 @@ pub fn remove(engine: &Engine, name: &str, force: bool, volumes: bool) -> Result
     kill_exec_sessions(engine, &row.id);
     crate::engine::networks::attach::bring_down(engine, &row.id);
     rootfs::teardown(engine, &row.id)?;
+    crate::engine::volume_options::release_all(engine, &row.id);
     let mut store = engine.store()?;
     let mounts = store.write(|tx| {
         let mounts = crate::store::volumes::mounts_of(tx, &row.id)?;

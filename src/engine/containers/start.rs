@@ -380,6 +380,7 @@ fn volume_mounts(engine: &Engine, id: &str, root: &Path) -> Result<Vec<runtime::
     let mut out = Vec::new();
     for (m, data) in crate::engine::volumes::mounts_for(engine, id)? {
         std::fs::create_dir_all(&data)?;
+        crate::engine::volume_options::mount_if_needed(engine, &m.volume, &data)?;
         if m.copy_up {
             crate::engine::volumes::copy_up(root, &m.destination, &data).map_err(|e| {
                 EngineError::internal(format!(
