@@ -109,6 +109,22 @@ def test_network_lifecycle(engine):
     assert rc != 0 and f"network {n} not found" in err, err
 
 
+def test_names_with_spaces(engine):
+    n = name("my net")
+    engine.docker("network", "create", n)
+    try:
+        c = name("spaced")
+        engine.docker("run", "-d", "--name", c, "--network", n, "busybox", "sleep", "60")
+        _, out, _ = engine.docker("run", "--rm", "--network", n, "busybox", "nslookup", c)
+        assert inspect(engine, c)["NetworkSettings"]["Networks"][n]["IPAddress"] in out, out
+        engine.docker("rm", "-f", c)
+    finally:
+        engine.docker("network", "rm", n)
+    r = engine.api("POST", "/networks/create", body=json.dumps({"Name": ""}),
+                   headers={"Content-Type": "application/json"})
+    assert r.status == 400 and r.json()["message"] == "invalid name: name is empty", r.body
+
+
 def test_refusals_with_dockers_texts(engine, net):
     rc, _, err = engine.docker("network", "rm", "bridge", check=False)
     assert rc != 0 and "bridge is a pre-defined network and cannot be removed" in err, err
@@ -169,6 +185,14 @@ def test_names_resolve_within_a_network(engine, net):
         assert ep["IPAddress"] in out, (target, out)
     _, out, _ = engine.docker("exec", a, "ping", "-c1", "-W5", b)
     assert "1 packets received" in out, out
+    # A rename is seen by the network's DNS at once, as in Docker.
+    renamed = name("renamed")
+    engine.docker("rename", b, renamed)
+    _, out, _ = engine.docker("exec", a, "nslookup", renamed)
+    assert ep["IPAddress"] in out, out
+    rc, out, _ = engine.docker("exec", a, "nslookup", b, check=False)
+    assert ep["IPAddress"] not in out, out
+    engine.docker("rename", renamed, b)
     # The network shows its containers with their addresses.
     members = inspect(engine, net, "network")["Containers"]
     assert members[bid]["Name"] == b and members[bid]["IPv4Address"] == f"{ep['IPAddress']}/24"

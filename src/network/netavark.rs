@@ -178,6 +178,39 @@ impl Netavark {
         self.run("teardown", netns, opts).map(|_| ())
     }
 
+    /// A container's DNS name changed (`docker rename`): rewrite its entry in aardvark-dns's
+    /// file for `network` and have it reload (SIGHUP, as netavark does). netavark 1.4 has no
+    /// call for this; the file is one line per container: `id ipv4 ipv6 name,alias,...`.
+    pub fn rename_dns(
+        &self,
+        network: &str,
+        container_id: &str,
+        old: &str,
+        new: &str,
+    ) -> std::io::Result<()> {
+        let _lock = host_lock()?;
+        let path = self.config_dir.join("aardvark-dns").join(network);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let out = rename_in_entries(&text, container_id, old, new);
+        if out == text {
+            return Ok(());
+        }
+        let tmp = path.with_extension("berth-tmp");
+        std::fs::write(&tmp, out)?;
+        std::fs::rename(&tmp, &path)?;
+        if let Some(pid) = self.aardvark_pid() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGHUP,
+            );
+        }
+        Ok(())
+    }
+
     /// aardvark-dns's pid while it runs (it keeps its pid file in the config folder).
     pub fn aardvark_pid(&self) -> Option<u32> {
         std::fs::read_to_string(self.config_dir.join("aardvark-dns/aardvark.pid"))
@@ -213,6 +246,33 @@ fn host_lock() -> std::io::Result<std::fs::File> {
             return Err(e);
         }
     }
+}
+
+/// The entries of one aardvark-dns network file with `old` replaced by `new` in the names of
+/// `container_id`'s line; the first line (the gateway) and other lines are kept as they are.
+fn rename_in_entries(text: &str, container_id: &str, old: &str, new: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        let fields: Vec<&str> = body.split(' ').collect();
+        if fields.len() == 4 && fields[0] == container_id {
+            let names: Vec<&str> = fields[3]
+                .split(',')
+                .map(|n| if n == old { new } else { n })
+                .collect();
+            out.push_str(&format!(
+                "{} {} {} {}",
+                fields[0],
+                fields[1],
+                fields[2],
+                names.join(",")
+            ));
+            out.push_str(&line[body.len()..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// netavark prints `{"error": "..."}` on failure (and logs to stderr).
@@ -266,6 +326,16 @@ mod tests {
         assert_eq!(v["networks"]["app"]["static_ips"][0], "10.202.0.2");
         assert_eq!(v["port_mappings"][0]["host_port"], 8080);
         assert!(v["dns_servers"].is_null());
+    }
+
+    #[test]
+    fn renames_only_the_containers_entry() {
+        let text = "10.0.0.1\nabc 10.0.0.2  web,abc12\ndef 10.0.0.3  web2,def12\n";
+        assert_eq!(
+            rename_in_entries(text, "abc", "web", "site"),
+            "10.0.0.1\nabc 10.0.0.2  site,abc12\ndef 10.0.0.3  web2,def12\n"
+        );
+        assert_eq!(rename_in_entries(text, "zzz", "web", "site"), text);
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub fn rename(engine: &Engine, name: &str, new_name: &str) -> Result<()> {
     }
     let new_name = names::validate(new_name)?;
     let mut store = engine.store()?;
-    store.write(|tx| {
+    let (id, old) = store.write(|tx| {
         let row = resolve(tx, name)?;
         if row.name == new_name {
             return Err(EngineError::invalid(
@@ -109,8 +109,10 @@ pub fn rename(engine: &Engine, name: &str, new_name: &str) -> Result<()> {
         let mut extra = Map::new();
         extra.insert("oldName".into(), json!(format!("/{}", row.name)));
         container_event(tx, "rename", &renamed, extra)?;
-        Ok(())
-    })
+        Ok::<_, EngineError>((row.id, row.name))
+    })?;
+    crate::engine::networks::attach::renamed(engine, &id, &old, &new_name);
+    Ok(())
 }
 
 /// `POST /containers/prune`: remove stopped containers matching `until` and `label` filters.

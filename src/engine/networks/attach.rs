@@ -583,3 +583,27 @@ pub fn forget_container(tx: &rusqlite::Transaction, id: &str) -> Result<()> {
     rows::release_host_ports(tx, id)?;
     Ok(())
 }
+
+/// `docker rename` of a container: its name in the DNS of the networks it is up on.
+pub fn renamed(engine: &Engine, id: &str, old: &str, new: &str) {
+    let Ok(nv) = netavark(engine) else { return };
+    let nets = engine.store().and_then(|mut s| {
+        s.read(|tx| {
+            let mut out = Vec::new();
+            for e in rows::endpoints_of_container(tx, id)? {
+                if e.endpoint_id.is_some()
+                    && let Some(n) = rows::get(tx, &e.network_id)?
+                    && n.dns
+                {
+                    out.push(n.name);
+                }
+            }
+            Ok::<_, EngineError>(out)
+        })
+    });
+    for n in nets.unwrap_or_default() {
+        if let Err(e) = nv.rename_dns(&n, id, old, new) {
+            tracing::warn!(container = %id, network = %n, error = %e, "renaming in DNS");
+        }
+    }
+}

@@ -192,7 +192,7 @@ fn check_driver_options(opts: &BTreeMap<String, String>) -> Result<()> {
 pub fn create(engine: &Engine, opts: CreateOptions) -> Result<Value> {
     let name = opts.name.trim().to_string();
     if name.is_empty() {
-        return Err(EngineError::invalid("network name is required"));
+        return Err(EngineError::invalid("invalid name: name is empty"));
     }
     if PREDEFINED.contains(&name.as_str()) || name == "default" {
         return Err(EngineError::new(
