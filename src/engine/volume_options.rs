@@ -118,7 +118,7 @@ pub fn mount_if_needed(engine: &Engine, name: &str, data: &Path) -> Result<()> {
     );
     mounted.map_err(|e| {
         EngineError::internal(format!(
-            "error while mounting volume '{}': failed to mount local volume: mount {device}:{} , flags: {:#x}, data: {o}: {}",
+            "error while mounting volume '{}': failed to mount local volume: mount {device}:{}, flags: {:#x}, data: {o}: {}",
             data.display(),
             data.display(),
             flags.bits(),

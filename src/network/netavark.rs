@@ -221,6 +221,8 @@ impl Netavark {
     }
 }
 
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// An exclusive lock for the whole host, released when the file is dropped.
 fn host_lock() -> std::io::Result<std::fs::File> {
     let dir = Path::new("/run/lock");
@@ -235,16 +237,26 @@ fn host_lock() -> std::io::Result<std::fs::File> {
         .write(true)
         .open(path)?;
     use std::os::fd::AsRawFd;
+    // Bounded: a netavark stuck elsewhere must not hang this request (and its client).
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         // SAFETY: flock on a descriptor this function owns; no memory is involved.
-        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if r == 0 {
             return Ok(f);
         }
         let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
+        if e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::Interrupted
+        {
             return Err(e);
         }
+        if std::time::Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "another netavark call has held the network lock for 60 s",
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

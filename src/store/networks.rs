@@ -233,27 +233,30 @@ pub fn used_addresses(tx: &Transaction, network_id: &str) -> Result<Vec<String>>
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+fn host_port_row(r: &Row) -> rusqlite::Result<HostPortRow> {
+    Ok(HostPortRow {
+        protocol: r.get(0)?,
+        host_ip: r.get(1)?,
+        host_port: r.get(2)?,
+        container_id: r.get(3)?,
+        container_port: r.get(4)?,
+    })
+}
+
+const HP_COLS: &str = "protocol, host_ip, host_port, container_id, container_port";
+
 pub fn host_ports(tx: &Transaction) -> Result<Vec<HostPortRow>> {
-    let mut stmt = tx.prepare(
-        "SELECT protocol, host_ip, host_port, container_id, container_port FROM host_ports",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(HostPortRow {
-            protocol: r.get(0)?,
-            host_ip: r.get(1)?,
-            host_port: r.get(2)?,
-            container_id: r.get(3)?,
-            container_port: r.get(4)?,
-        })
-    })?;
+    let mut stmt = tx.prepare(&format!("SELECT {HP_COLS} FROM host_ports"))?;
+    let rows = stmt.query_map([], host_port_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub fn host_ports_of(tx: &Transaction, container_id: &str) -> Result<Vec<HostPortRow>> {
-    Ok(host_ports(tx)?
-        .into_iter()
-        .filter(|p| p.container_id == container_id)
-        .collect())
+    let mut stmt = tx.prepare(&format!(
+        "SELECT {HP_COLS} FROM host_ports WHERE container_id = ?1 ORDER BY host_port"
+    ))?;
+    let rows = stmt.query_map([container_id], host_port_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Hold a host port; `false` if it is taken.

@@ -188,6 +188,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (protocol, host_ip, host_port)
     );
     CREATE INDEX host_ports_container ON host_ports(container_id);
+    -- Containers made before networks existed ran in the default network mode: the bridge.
+    INSERT INTO endpoints (container_id, network_id, ordinal, settings)
+        SELECT c.id, n.id, 0, '{}' FROM containers c, networks n
+        WHERE n.name = 'bridge'
+          AND COALESCE(json_extract(c.host_config, '$.NetworkMode'), '') IN ('', 'default', 'bridge');
     "#,
 ];
 
@@ -287,6 +292,16 @@ mod tests {
         assert!(hc.get("Junk").is_none());
         // What does not decode is kept as it was.
         assert_eq!(get("c2").0, serde_json::json!({"Env": "not a list"}));
+        // Containers of the default network mode are attached to the bridge network (7).
+        let on_bridge: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM endpoints e JOIN networks n ON n.id = e.network_id
+                 WHERE n.name = 'bridge'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(on_bridge, 2);
         let v: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();

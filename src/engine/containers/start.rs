@@ -201,7 +201,7 @@ fn launch(
     state: &State,
     hc: &HostConfig,
 ) -> Result<bool> {
-    let mut config = row.config();
+    let config = row.config();
     let paths = engine.paths().clone();
     let dir = paths.container_dir(&row.id);
     let run = paths.container_run_dir(&row.id);
@@ -221,28 +221,28 @@ fn launch(
 
     let root = rootfs::setup(engine, &row.id, &row.image_id)?;
     let net_mode = hc.network_mode();
-    let mut hostname = match config.hostname.as_str() {
-        "" => row.id[..12].to_string(),
-        h => h.to_string(),
-    };
-    // moby: a container in another's network namespace takes its hostname and /etc files.
-    let network_owner = match net_mode.strip_prefix("container:") {
-        Some(other) => {
-            let o = engine.store()?.read(|tx| resolve(tx, other))?;
-            let h = o.config().hostname;
-            if !h.is_empty() {
-                hostname = h.clone();
-                config.hostname = h;
-            }
-            Some(paths.container_dir(&o.id))
-        }
-        None => None,
-    };
     let result = (|| -> Result<launch::StartReport> {
+        let mut config = config.clone();
+        let mut hostname = match config.hostname.as_str() {
+            "" => row.id[..12].to_string(),
+            h => h.to_string(),
+        };
+        // moby: a container in another's network namespace takes its hostname and /etc files.
+        let network_owner = match net_mode.strip_prefix("container:") {
+            Some(other) => {
+                let o = engine.store()?.read(|tx| resolve(tx, other))?;
+                let h = o.config().hostname;
+                if !h.is_empty() {
+                    hostname = h.clone();
+                    config.hostname = h;
+                }
+                Some(paths.container_dir(&o.id))
+            }
+            None => None,
+        };
         let net = crate::engine::networks::attach::bring_up(engine, row, &config, hc)?;
         let linked = crate::engine::networks::links::at_start(engine, row, hc)?;
         // Docker puts the link variables before the container's own (which win).
-        let mut config = config.clone();
         if !linked.env.is_empty() {
             let mut env = linked.env.clone();
             env.extend(config.env().iter().cloned());

@@ -382,7 +382,7 @@ pub fn network_json(tx: &Transaction, net: &NetworkRow, containers: bool) -> Res
         "Created": rfc3339_nano(net.created),
         "Scope": "local",
         "Driver": net.driver,
-        "EnableIPv4": net.driver == "bridge",
+        "EnableIPv4": true,
         "EnableIPv6": net.ipv6,
         "IPAM": {
             "Driver": "default",

@@ -114,7 +114,7 @@ pub fn plan(
 ) -> Result<()> {
     let mode = hc.network_mode();
     let endpoints = networking.endpoints_config.clone().unwrap_or_default();
-    if mode == "host" || mode == "none" || mode.starts_with("container:") {
+    if !super::attach::uses_bridge(hc) {
         if let Some(other) = endpoints.keys().find(|k| *k != mode && *k != "default") {
             let other_net = find(tx, other)?;
             if other_net.name != mode {
