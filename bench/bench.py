@@ -17,6 +17,8 @@ Figures (medians):
   network       docker run --rm true on the default bridge vs --network none (the difference
                 is what bridge networking costs a container); docker run -d -p until the first
                 HTTP answer on 127.0.0.1; MB/s of a 64 MiB download through a published port.
+  build         DOCKER_BUILDKIT=0 docker build of a 10-step trivial Dockerfile (bench/build.py):
+                without cache (ms per step) and fully cached (ms in all).
 
 dockerd and podman are measured only where installed; nothing is installed here.
 """
@@ -35,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import build as buildbench
 import net as netbench
 import pull as pullbench
 
@@ -434,6 +437,8 @@ def main() -> int:
             "  bridge networking per container (ms, bridge - none)": {},
             "docker run -d -p until first HTTP answer (ms)": {},
             "download through a published port (MB/s)": {},
+            "docker build, 10 trivial steps, no cache (ms per step)": {},
+            "docker build, 10 trivial steps, all cached (ms, total)": {},
             f"docker pull {args.pull_mb} MB image, local registry (ms)": {},
             "  pull throughput (MB/s compressed)": {},
             "  pull CPU (s per 100 MB)": {}}
@@ -465,10 +470,16 @@ def main() -> int:
                         rows[k][eng.name] = nf[f]
                 except (subprocess.CalledProcessError, OSError) as e:
                     print(f"bench: network on {eng.name}: {e}", file=sys.stderr)
+                try:
+                    bf = buildbench.build_figures(sock, args.repeat)
+                    rows[keys[16]][eng.name] = bf["per_step"]
+                    rows[keys[17]][eng.name] = bf["cached"]
+                except subprocess.CalledProcessError as e:
+                    print(f"bench: build on {eng.name}: {e} {e.stderr!r}", file=sys.stderr)
                 if registry:
                     try:
                         p = pullbench.pull_figures(eng, cli, sock, pull_ref, compressed, args.pull_runs)
-                        for k, f in zip(keys[16:], ("wall", "mbps", "cpu")):
+                        for k, f in zip(keys[18:], ("wall", "mbps", "cpu")):
                             rows[k][eng.name] = p[f]
                     except (subprocess.CalledProcessError, AssertionError, ValueError) as e:
                         print(f"bench: pull on {eng.name}: {e}", file=sys.stderr)

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod config;
 pub mod engine;
+pub(crate) mod fstree;
 pub(crate) mod image;
 pub mod model;
 /// The per-container monitor, its own crate (monitor/) so that nothing async links into it.

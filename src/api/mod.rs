@@ -2,6 +2,8 @@
 //! `engine`; handlers decode the request, call the engine off the async thread and encode.
 
 pub(crate) mod attach;
+pub(crate) mod build;
+pub(crate) mod container_fs;
 pub(crate) mod container_ops;
 pub(crate) mod containers;
 pub(crate) mod events;
@@ -181,6 +183,12 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> ApiResult {
         H::ExecInspect => exec::inspect(&ctx, param).await,
         H::ContainerAttach => attach::attach(&ctx, param, &q, req).await,
         H::ContainerResize => attach::resize(&ctx, param, &q).await,
+        H::ArchiveHead => container_fs::archive_head(&ctx, param, &q).await,
+        H::ArchiveGet => container_fs::archive_get(&ctx, param, &q).await,
+        H::ArchivePut => container_fs::archive_put(&ctx, param, &q, req).await,
+        H::ContainerExport => container_fs::export(&ctx, param).await,
+        H::ContainerChanges => container_fs::changes(&ctx, param).await,
+        H::Commit => container_fs::commit(&ctx, &q, req).await,
         H::ImageList => images::list(&ctx, &q).await,
         H::ImageCreate => images::create(&ctx, &q, req).await,
         H::ImageLoad => images::load(&ctx, &q, req).await,
@@ -196,10 +204,7 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> ApiResult {
         H::ImagePush => push::push(&ctx, &param, &q, req).await,
         H::ImageSearch => push::search(&ctx, &q, req).await,
         H::Distribution => login::distribution(&ctx, &param, req).await,
-        H::Build => Err(drain_then(req, ApiError::not_implemented(
-            "berth cannot build images yet: /build comes in a later release",
-        ))
-        .await),
+        H::Build => build::build(&ctx, &q, req).await,
         H::BuildPrune => {
             response::ok_json(&serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}))
         }

@@ -3,6 +3,7 @@
 //! Every call opens the store, does its work in transactions and returns; nothing is cached
 //! between calls, because other processes change the store at any time.
 
+pub(crate) mod build;
 pub mod containers;
 pub(crate) mod error;
 pub(crate) mod events;

@@ -11,7 +11,7 @@ mod mounts;
 mod resources;
 mod seccomp;
 mod spec;
-mod user;
+pub(crate) mod user;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -1,8 +1,11 @@
 //! Containers: identity and names, the state that combines the store's record with the
 //! monitor's files, and (in submodules) each operation.
 
+pub(crate) mod archive;
 pub mod boot;
 pub(crate) mod cgroup_stats;
+pub(crate) mod changes;
+pub(crate) mod commit;
 pub(crate) mod create;
 pub mod exec;
 pub mod exited;

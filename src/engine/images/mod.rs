@@ -19,6 +19,7 @@ pub mod layers;
 pub mod pull;
 pub mod push;
 pub mod save;
+pub mod upper_layer;
 
 use super::{Engine, EngineError, Result, events};
 use layers::StagedLayer;
@@ -183,7 +184,10 @@ pub fn register(
                 moved_tags.push((t.familiar(), old));
             }
         }
-        events::image_event(tx, action, &id, &id)?;
+        // Build steps record no event (as moby's builder); tags get theirs from the caller.
+        if !action.is_empty() {
+            events::image_event(tx, action, &id, &id)?;
+        }
         Ok(Registered { id, moved_tags })
     })
 }

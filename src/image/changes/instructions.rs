@@ -2,21 +2,21 @@
 
 use super::*;
 
-pub(super) struct Kv {
-    pub(super) key: String,
-    pub(super) value: String,
+pub(crate) struct Kv {
+    pub(crate) key: String,
+    pub(crate) value: String,
 }
 
-pub(super) struct Health {
-    pub(super) test: Vec<String>,
-    pub(super) interval: i64,
-    pub(super) timeout: i64,
-    pub(super) start_period: i64,
-    pub(super) start_interval: i64,
-    pub(super) retries: i64,
+pub(crate) struct Health {
+    pub(crate) test: Vec<String>,
+    pub(crate) interval: i64,
+    pub(crate) timeout: i64,
+    pub(crate) start_period: i64,
+    pub(crate) start_interval: i64,
+    pub(crate) retries: i64,
 }
 
-pub(super) enum Command {
+pub(crate) enum Command {
     Env(Vec<Kv>),
     Label(Vec<Kv>),
     Onbuild(String),
@@ -37,7 +37,7 @@ pub(super) enum Command {
 }
 
 /// `BFlags.Parse` for string flags named in `defined`; returns (name, value) pairs.
-pub(super) fn parse_flags(flags: &[String], defined: &[&str]) -> Res<Vec<(String, String)>> {
+pub(crate) fn parse_flags(flags: &[String], defined: &[&str]) -> Res<Vec<(String, String)>> {
     let mut used: Vec<(String, String)> = Vec::new();
     for a in flags {
         if a == "--" {
@@ -65,7 +65,7 @@ pub(super) fn parse_flags(flags: &[String], defined: &[&str]) -> Res<Vec<(String
     Ok(used)
 }
 
-pub(super) fn parse_kvps(args: &[String], cmd: &str) -> Res<Vec<Kv>> {
+pub(crate) fn parse_kvps(args: &[String], cmd: &str) -> Res<Vec<Kv>> {
     if args.is_empty() {
         return err(format!("{cmd} requires at least one argument"));
     }
@@ -86,21 +86,21 @@ pub(super) fn parse_kvps(args: &[String], cmd: &str) -> Res<Vec<Kv>> {
 }
 
 /// `handleJSONArgs`: exec form as is, shell form joined into one string.
-pub(super) fn handle_json_args(args: &[String], json: bool) -> Vec<String> {
+pub(crate) fn handle_json_args(args: &[String], json: bool) -> Vec<String> {
     if args.is_empty() || json {
         return args.to_vec();
     }
     vec![args.join(" ")]
 }
 
-pub(super) fn exactly_one(n: &Node, name: &str) -> Res<String> {
+pub(crate) fn exactly_one(n: &Node, name: &str) -> Res<String> {
     if n.args.len() != 1 {
         return err(format!("{name} requires exactly one argument"));
     }
     Ok(n.args[0].clone())
 }
 
-pub(super) fn parse_instruction(n: &Node) -> Res<Command> {
+pub(crate) fn parse_instruction(n: &Node) -> Res<Command> {
     let no_flags = || parse_flags(&n.flags, &[]).map(|_| ());
     Ok(match n.cmd.to_lowercase().as_str() {
         "env" => {
@@ -183,7 +183,7 @@ pub(super) fn parse_instruction(n: &Node) -> Res<Command> {
 }
 
 /// `(?i)^\s*ONBUILD\s*` removed from the original line.
-pub(super) fn strip_onbuild(original: &str) -> String {
+pub(crate) fn strip_onbuild(original: &str) -> String {
     let is_s = |c: char| matches!(c, ' ' | '\t' | '\n' | '\u{c}' | '\r');
     let s = original.trim_start_matches(is_s);
     match s.get(..7) {
@@ -194,7 +194,7 @@ pub(super) fn strip_onbuild(original: &str) -> String {
     }
 }
 
-pub(super) fn parse_healthcheck(n: &Node) -> Res<Health> {
+pub(crate) fn parse_healthcheck(n: &Node) -> Res<Health> {
     if n.args.is_empty() {
         return err("HEALTHCHECK requires at least one argument");
     }
@@ -265,7 +265,7 @@ pub(super) fn parse_healthcheck(n: &Node) -> Res<Health> {
 }
 
 /// Go `strconv.ParseInt(s, 10, bits)` within [min, max]; the error is Go's reason text.
-pub(super) fn parse_go_int(s: &str, min: i64, max: i64) -> Result<i64, &'static str> {
+pub(crate) fn parse_go_int(s: &str, min: i64, max: i64) -> Result<i64, &'static str> {
     let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err("invalid syntax");
@@ -277,7 +277,7 @@ pub(super) fn parse_go_int(s: &str, min: i64, max: i64) -> Result<i64, &'static 
 }
 
 /// `parseOptInterval`: empty ⇒ 0; a Go duration of at least 1ms (0 allowed).
-pub(super) fn opt_interval(name: &str, v: &str) -> Res<i64> {
+pub(crate) fn opt_interval(name: &str, v: &str) -> Res<i64> {
     if v.is_empty() {
         return Ok(0);
     }

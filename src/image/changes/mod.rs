@@ -6,9 +6,9 @@
 //! USER, VOLUME and WORKDIR are allowed, and each is applied in turn with Dockerfile variable
 //! substitution from the config's current `Env`. Error texts are Docker's.
 
-mod instructions;
-mod parser;
-mod shell;
+pub(crate) mod instructions;
+pub(crate) mod parser;
+pub(crate) mod shell;
 
 use crate::util::go_quote;
 use instructions::*;
@@ -80,7 +80,7 @@ pub fn apply_changes(
     let mut work = config.clone();
     let mut cmd_set = false;
     for c in commands {
-        dispatch(&mut work, c, escape, &mut cmd_set)?;
+        dispatch(&mut work, c, escape, &HashMap::new(), &mut cmd_set)?;
     }
     *config = work;
     Ok(())
@@ -147,7 +147,7 @@ fn clean_path(p: &str) -> String {
 
 // ---- dispatch (moby builder/dockerfile/dispatchers.go) --------------------------------------
 
-fn env_map(config: &Map<String, Value>) -> HashMap<String, String> {
+pub(crate) fn env_map(config: &Map<String, Value>) -> HashMap<String, String> {
     let mut m = HashMap::new();
     if let Some(Value::Array(env)) = config.get("Env") {
         for e in env.iter().filter_map(Value::as_str) {
@@ -202,13 +202,17 @@ fn resolve_cmd_line(
     str_array(&shell)
 }
 
-fn dispatch(
+/// Apply one instruction to `config`. Words expand with the config's `Env` and, under it,
+/// `build_args` (the builder's allowed build arguments; ENV wins over them).
+pub(crate) fn dispatch(
     config: &mut Map<String, Value>,
     c: Command,
     escape: char,
+    build_args: &HashMap<String, String>,
     cmd_set: &mut bool,
 ) -> Res<()> {
-    let env = env_map(config);
+    let mut env = build_args.clone();
+    env.extend(env_map(config));
     let word = |w: &str| process_word(w, &env, escape).map_err(ChangeError::Shell);
     match c {
         Command::Env(kvs) => {

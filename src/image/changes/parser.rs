@@ -3,23 +3,103 @@
 
 use super::*;
 
-pub(super) struct Node {
-    pub(super) cmd: String,
-    pub(super) original: String,
-    pub(super) flags: Vec<String>,
-    pub(super) args: Vec<String>,
-    pub(super) json: bool,
+pub(crate) struct Node {
+    pub(crate) cmd: String,
+    pub(crate) original: String,
+    pub(crate) flags: Vec<String>,
+    pub(crate) args: Vec<String>,
+    pub(crate) json: bool,
+    /// Here-documents of RUN, COPY and ADD, in the order their markers appear.
+    pub(crate) heredocs: Vec<Heredoc>,
+    /// 1-based line of the instruction, for error texts.
+    pub(crate) line: usize,
 }
 
-pub(super) struct Directives {
-    pub(super) escape: char,
-    pub(super) done: bool,
-    pub(super) seen: Vec<String>,
+/// One `<<NAME` here-document (buildkit `parser.Heredoc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Heredoc {
+    pub(crate) name: String,
+    /// The body, every line ending in `\n`.
+    pub(crate) content: String,
+    /// False when the delimiter was quoted: no variable expansion.
+    pub(crate) expand: bool,
+    /// `<<-`: leading tabs are stripped from the body.
+    pub(crate) chomp: bool,
+}
+
+/// The here-document markers in an instruction line (buildkit `heredocsFromLine` on the
+/// shell words): `<<NAME`, `<<-NAME`, `<<"NAME"`, `<<'NAME'`.
+pub(crate) fn heredoc_markers(line: &str) -> Vec<(String, bool, bool)> {
+    let mut out = Vec::new();
+    let bytes: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    let mut quote: Option<char> = None;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        if c == '\'' || c == '"' {
+            quote = Some(c);
+            i += 1;
+            continue;
+        }
+        if c == '<'
+            && bytes.get(i + 1) == Some(&'<')
+            && bytes.get(i + 2) != Some(&'<')
+            && (i == 0 || bytes[i - 1] != '<')
+        {
+            let mut j = i + 2;
+            let chomp = bytes.get(j) == Some(&'-');
+            if chomp {
+                j += 1;
+            }
+            let (q, start) = match bytes.get(j) {
+                Some(&c) if c == '\'' || c == '"' => (Some(c), j + 1),
+                _ => (None, j),
+            };
+            let mut k = start;
+            while k < bytes.len()
+                && (bytes[k].is_alphanumeric()
+                    || bytes[k] == '_'
+                    || bytes[k] == '-'
+                    || bytes[k] == '.')
+            {
+                k += 1;
+            }
+            let name: String = bytes[start..k].iter().collect();
+            let mut end = k;
+            if let Some(q) = q {
+                if bytes.get(k) != Some(&q) {
+                    i += 2;
+                    continue;
+                }
+                end = k + 1;
+            }
+            if !name.is_empty() {
+                out.push((name, q.is_none(), chomp));
+            }
+            i = end;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+pub(crate) struct Directives {
+    pub(crate) escape: char,
+    pub(crate) done: bool,
+    pub(crate) seen: Vec<String>,
 }
 
 impl Directives {
     /// `DirectiveParser.ParseLine` + `setEscapeToken`: `# name = value` lines at the very top.
-    pub(super) fn parse_line(&mut self, line: &str) -> Res<bool> {
+    pub(crate) fn parse_line(&mut self, line: &str) -> Res<bool> {
         if self.done {
             return Ok(false);
         }
@@ -48,7 +128,7 @@ impl Directives {
 }
 
 /// `^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$`
-pub(super) fn parse_directive(line: &str) -> Option<(&str, &str)> {
+pub(crate) fn parse_directive(line: &str) -> Option<(&str, &str)> {
     let is_s = |c: char| matches!(c, ' ' | '\t' | '\n' | '\u{c}' | '\r');
     let rest = line.strip_prefix('#')?.trim_start_matches(is_s);
     let name_len = rest
@@ -66,12 +146,12 @@ pub(super) fn parse_directive(line: &str) -> Option<(&str, &str)> {
     (!value.is_empty()).then_some((name, value))
 }
 
-pub(super) fn is_comment(line: &str) -> bool {
+pub(crate) fn is_comment(line: &str) -> bool {
     line.trim_start().starts_with('#')
 }
 
 /// `processLine`: drop the newline, maybe leading space, look for a directive, blank comments.
-pub(super) fn process_line(d: &mut Directives, raw: &str, strip_left: bool) -> Res<String> {
+pub(crate) fn process_line(d: &mut Directives, raw: &str, strip_left: bool) -> Res<String> {
     let mut token = raw.trim_end_matches(['\r', '\n']);
     if strip_left {
         token = token.trim_start();
@@ -85,7 +165,7 @@ pub(super) fn process_line(d: &mut Directives, raw: &str, strip_left: bool) -> R
 }
 
 /// `trimContinuationCharacter`: a trailing unescaped escape token (plus spaces/tabs) continues.
-pub(super) fn trim_continuation(line: &str, escape: char) -> (String, bool) {
+pub(crate) fn trim_continuation(line: &str, escape: char) -> (String, bool) {
     let body = line.trim_end_matches([' ', '\t']);
     if let Some(before) = body.strip_suffix(escape)
         && !before.ends_with(escape)
@@ -96,7 +176,7 @@ pub(super) fn trim_continuation(line: &str, escape: char) -> (String, bool) {
 }
 
 /// `parser.Parse` without heredocs; returns the instruction nodes and the escape token.
-pub(super) fn parse_dockerfile(text: &str) -> Res<(Vec<Node>, char)> {
+pub(crate) fn parse_dockerfile(text: &str) -> Res<(Vec<Node>, char)> {
     let mut d = Directives {
         escape: '\\',
         done: false,
@@ -105,7 +185,10 @@ pub(super) fn parse_dockerfile(text: &str) -> Res<(Vec<Node>, char)> {
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     let mut lines = text.split_inclusive('\n');
     let mut nodes = Vec::new();
+    let mut line_no = 0usize;
     while let Some(raw) = lines.next() {
+        line_no += 1;
+        let start_line = line_no;
         let first = process_line(&mut d, raw, true)?;
         let (first, mut end) = trim_continuation(&first, d.escape);
         if end && first.is_empty() {
@@ -114,6 +197,7 @@ pub(super) fn parse_dockerfile(text: &str) -> Res<(Vec<Node>, char)> {
         let mut buf = first;
         while !end {
             let Some(raw) = lines.next() else { break };
+            line_no += 1;
             let l = process_line(&mut d, raw, false)?;
             if is_comment(raw) || l.trim_start().is_empty() {
                 continue;
@@ -122,7 +206,45 @@ pub(super) fn parse_dockerfile(text: &str) -> Res<(Vec<Node>, char)> {
             end = e;
             buf.push_str(&l);
         }
-        nodes.push(node_from_line(&buf, d.escape)?);
+        let mut node = node_from_line(&buf, d.escape)?;
+        node.line = start_line;
+        // Here-documents follow the instruction line (RUN, COPY, ADD, and ONBUILD of those).
+        let lower = node.cmd.to_lowercase();
+        let target = if lower == "onbuild" {
+            node.args
+                .first()
+                .map(|a| a.to_lowercase())
+                .unwrap_or_default()
+        } else {
+            lower
+        };
+        if matches!(target.as_str(), "run" | "copy" | "add") {
+            for (name, expand, chomp) in heredoc_markers(&buf) {
+                let mut content = String::new();
+                let mut closed = false;
+                for raw in lines.by_ref() {
+                    line_no += 1;
+                    let l = raw.trim_end_matches(['\r', '\n']);
+                    let cmp = if chomp { l.trim_start_matches('\t') } else { l };
+                    if cmp == name {
+                        closed = true;
+                        break;
+                    }
+                    content.push_str(cmp);
+                    content.push('\n');
+                }
+                if !closed {
+                    return err("unterminated heredoc");
+                }
+                node.heredocs.push(Heredoc {
+                    name,
+                    content,
+                    expand,
+                    chomp,
+                });
+            }
+        }
+        nodes.push(node);
     }
     if nodes.is_empty() {
         return Err(ChangeError::NoInstructions);
@@ -131,7 +253,7 @@ pub(super) fn parse_dockerfile(text: &str) -> Res<(Vec<Node>, char)> {
 }
 
 /// `newNodeFromLine`: split off the instruction and builder flags, parse the arguments.
-pub(super) fn node_from_line(line: &str, escape: char) -> Res<Node> {
+pub(crate) fn node_from_line(line: &str, escape: char) -> Res<Node> {
     let trimmed = line.trim();
     let parts = split_ws(trimmed, 2);
     let cmd = parts[0].to_string();
@@ -176,11 +298,13 @@ pub(super) fn node_from_line(line: &str, escape: char) -> Res<Node> {
         flags,
         args,
         json,
+        heredocs: Vec::new(),
+        line: 0,
     })
 }
 
 /// `extractBuilderFlags`: leading `--name=value` words; returns the rest and the flags.
-pub(super) fn extract_builder_flags(line: &str, escape: char) -> (String, Vec<String>) {
+pub(crate) fn extract_builder_flags(line: &str, escape: char) -> (String, Vec<String>) {
     #[derive(PartialEq)]
     enum Phase {
         Spaces,
@@ -273,7 +397,7 @@ pub(super) fn extract_builder_flags(line: &str, escape: char) -> (String, Vec<St
 }
 
 /// `parseWords`: whitespace-separated words, keeping quotes and escapes for later expansion.
-pub(super) fn parse_words(rest: &str, escape: char) -> Vec<String> {
+pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<String> {
     #[derive(PartialEq)]
     enum Phase {
         Spaces,
@@ -355,7 +479,7 @@ pub(super) fn parse_words(rest: &str, escape: char) -> Vec<String> {
 }
 
 /// `parseNameVal` (ENV, LABEL): `k=v k2=v2` or legacy `k v…`; flattened as key, value, sep.
-pub(super) fn parse_name_val(rest: &str, key: &str, escape: char) -> Res<Vec<String>> {
+pub(crate) fn parse_name_val(rest: &str, key: &str, escape: char) -> Res<Vec<String>> {
     let words = parse_words(rest, escape);
     if words.is_empty() {
         return Ok(vec![]);
@@ -384,20 +508,20 @@ pub(super) fn parse_name_val(rest: &str, key: &str, escape: char) -> Res<Vec<Str
     Ok(out)
 }
 
-pub(super) fn ws_delimited(rest: &str) -> Vec<String> {
+pub(crate) fn ws_delimited(rest: &str) -> Vec<String> {
     if rest.is_empty() {
         return vec![];
     }
     split_ws(rest, 0).into_iter().map(str::to_string).collect()
 }
 
-pub(super) enum JsonParse {
+pub(crate) enum JsonParse {
     Array(Vec<String>),
     NotStrings,
     NotJson,
 }
 
-pub(super) fn parse_json(rest: &str) -> JsonParse {
+pub(crate) fn parse_json(rest: &str) -> JsonParse {
     let rest = rest.trim_start();
     if !rest.starts_with('[') {
         return JsonParse::NotJson;
@@ -414,10 +538,10 @@ pub(super) fn parse_json(rest: &str) -> JsonParse {
     }
 }
 
-pub(super) const NOT_STRING_ARRAY: &str =
+pub(crate) const NOT_STRING_ARRAY: &str =
     "when using JSON array syntax, arrays must be comprised of strings only";
 
-pub(super) fn parse_maybe_json(rest: &str) -> Res<(Vec<String>, bool)> {
+pub(crate) fn parse_maybe_json(rest: &str) -> Res<(Vec<String>, bool)> {
     if rest.is_empty() {
         return Ok((vec![], false));
     }
@@ -428,7 +552,7 @@ pub(super) fn parse_maybe_json(rest: &str) -> Res<(Vec<String>, bool)> {
     }
 }
 
-pub(super) fn parse_maybe_json_to_list(rest: &str) -> Res<(Vec<String>, bool)> {
+pub(crate) fn parse_maybe_json_to_list(rest: &str) -> Res<(Vec<String>, bool)> {
     match parse_json(rest) {
         JsonParse::Array(a) => Ok((a, true)),
         JsonParse::NotStrings => err(NOT_STRING_ARRAY),
@@ -437,7 +561,7 @@ pub(super) fn parse_maybe_json_to_list(rest: &str) -> Res<(Vec<String>, bool)> {
 }
 
 /// `parseHealthConfig`: type word, then a command in JSON or shell form.
-pub(super) fn parse_health_config(rest: &str) -> Res<(Vec<String>, bool)> {
+pub(crate) fn parse_health_config(rest: &str) -> Res<(Vec<String>, bool)> {
     let sep = rest.find(char::is_whitespace).unwrap_or(rest.len());
     if sep == 0 {
         return Ok((vec![], false));
@@ -447,4 +571,29 @@ pub(super) fn parse_health_config(rest: &str) -> Res<(Vec<String>, bool)> {
     let (mut args, json) = parse_maybe_json(cmd)?;
     args.insert(0, typ.to_string());
     Ok((args, json))
+}
+
+#[cfg(test)]
+mod heredoc_tests {
+    use super::*;
+
+    #[test]
+    fn markers_and_bodies() {
+        assert_eq!(
+            heredoc_markers("cat <<EOF > /f <<-'X' '<<notone'"),
+            vec![("EOF".into(), true, false), ("X".into(), false, true)]
+        );
+        assert!(heredoc_markers("echo a<<<b").is_empty());
+        let text = "FROM busybox\nRUN cat <<EOF > /f\nhello $X\nEOF\nRUN <<-\"T\"\n\tline\n\tT\nCOPY <<A /a\nx\nA\n";
+        let (nodes, _) = parse_dockerfile(text).unwrap();
+        assert_eq!(nodes.len(), 4);
+        assert_eq!(nodes[1].original, "RUN cat <<EOF > /f");
+        assert_eq!(nodes[1].heredocs[0].content, "hello $X\n");
+        assert!(nodes[1].heredocs[0].expand);
+        assert_eq!(nodes[2].heredocs[0].content, "line\n");
+        assert!(!nodes[2].heredocs[0].expand);
+        assert_eq!(nodes[3].heredocs[0].name, "A");
+        assert_eq!(nodes[3].line, 8);
+        assert!(parse_dockerfile("FROM x\nRUN <<EOF\nno end\n").is_err());
+    }
 }

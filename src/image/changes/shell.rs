@@ -34,7 +34,7 @@ pub enum ShellError {
 type ShellResult<T> = Result<T, ShellError>;
 
 /// `Lex.ProcessWord`: quote removal, escapes and `$VAR` expansion into one string.
-pub(super) fn process_word(
+pub(crate) fn process_word(
     word: &str,
     env: &HashMap<String, String>,
     escape: char,
@@ -43,7 +43,7 @@ pub(super) fn process_word(
 }
 
 /// `Lex.ProcessWords`: the same, split into words (EXPOSE).
-pub(super) fn process_words(
+pub(crate) fn process_words(
     word: &str,
     env: &HashMap<String, String>,
     escape: char,
@@ -52,14 +52,14 @@ pub(super) fn process_words(
 }
 
 #[derive(Default)]
-pub(super) struct Words {
-    pub(super) buf: String,
-    pub(super) words: Vec<String>,
-    pub(super) in_word: bool,
+pub(crate) struct Words {
+    pub(crate) buf: String,
+    pub(crate) words: Vec<String>,
+    pub(crate) in_word: bool,
 }
 
 impl Words {
-    pub(super) fn add_char(&mut self, c: char) {
+    pub(crate) fn add_char(&mut self, c: char) {
         if c.is_whitespace() {
             if self.in_word && !self.buf.is_empty() {
                 self.words.push(std::mem::take(&mut self.buf));
@@ -69,18 +69,18 @@ impl Words {
             self.add_raw_char(c);
         }
     }
-    pub(super) fn add_raw_char(&mut self, c: char) {
+    pub(crate) fn add_raw_char(&mut self, c: char) {
         self.buf.push(c);
         self.in_word = true;
     }
-    pub(super) fn add_string(&mut self, s: &str) {
+    pub(crate) fn add_string(&mut self, s: &str) {
         s.chars().for_each(|c| self.add_char(c));
     }
-    pub(super) fn add_raw_string(&mut self, s: &str) {
+    pub(crate) fn add_raw_string(&mut self, s: &str) {
         self.buf.push_str(s);
         self.in_word = true;
     }
-    pub(super) fn finish(mut self) -> Vec<String> {
+    pub(crate) fn finish(mut self) -> Vec<String> {
         if !self.buf.is_empty() {
             self.words.push(std::mem::take(&mut self.buf));
         }
@@ -88,20 +88,20 @@ impl Words {
     }
 }
 
-pub(super) struct Lexer<'a> {
-    pub(super) src: &'a str,
-    pub(super) chars: Vec<char>,
-    pub(super) pos: usize,
-    pub(super) env: &'a HashMap<String, String>,
-    pub(super) escape: char,
-    pub(super) raw_escapes: bool,
+pub(crate) struct Lexer<'a> {
+    pub(crate) src: &'a str,
+    pub(crate) chars: Vec<char>,
+    pub(crate) pos: usize,
+    pub(crate) env: &'a HashMap<String, String>,
+    pub(crate) escape: char,
+    pub(crate) raw_escapes: bool,
 }
 
 /// Go's `string(rune(-1))` when a scanner returns EOF where a character was expected.
-pub(super) const EOF_CHAR: char = '\u{FFFD}';
+pub(crate) const EOF_CHAR: char = '\u{FFFD}';
 
 impl<'a> Lexer<'a> {
-    pub(super) fn new(src: &'a str, env: &'a HashMap<String, String>, escape: char) -> Self {
+    pub(crate) fn new(src: &'a str, env: &'a HashMap<String, String>, escape: char) -> Self {
         Lexer {
             src,
             chars: src.chars().collect(),
@@ -112,18 +112,18 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    pub(super) fn run(mut self) -> ShellResult<(String, Vec<String>)> {
+    pub(crate) fn run(mut self) -> ShellResult<(String, Vec<String>)> {
         self.stop_on(None, false).map_err(|e| ShellError::Process {
             word: self.src.to_string(),
             source: Box::new(e),
         })
     }
 
-    pub(super) fn peek(&self) -> Option<char> {
+    pub(crate) fn peek(&self) -> Option<char> {
         self.chars.get(self.pos).copied()
     }
 
-    pub(super) fn next(&mut self) -> Option<char> {
+    pub(crate) fn next(&mut self) -> Option<char> {
         let c = self.peek();
         if c.is_some() {
             self.pos += 1;
@@ -131,7 +131,7 @@ impl<'a> Lexer<'a> {
         c
     }
 
-    pub(super) fn stop_on(
+    pub(crate) fn stop_on(
         &mut self,
         stop: Option<char>,
         raw: bool,
@@ -142,7 +142,7 @@ impl<'a> Lexer<'a> {
         r
     }
 
-    pub(super) fn stop_on_inner(
+    pub(crate) fn stop_on_inner(
         &mut self,
         stop: Option<char>,
     ) -> ShellResult<(String, Vec<String>)> {
@@ -191,7 +191,7 @@ impl<'a> Lexer<'a> {
         Ok((result, words.finish()))
     }
 
-    pub(super) fn single_quote(&mut self) -> ShellResult<String> {
+    pub(crate) fn single_quote(&mut self) -> ShellResult<String> {
         self.next();
         let mut out = String::new();
         loop {
@@ -205,7 +205,7 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    pub(super) fn double_quote(&mut self) -> ShellResult<String> {
+    pub(crate) fn double_quote(&mut self) -> ShellResult<String> {
         self.next();
         let mut out = String::new();
         loop {
@@ -239,7 +239,7 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    pub(super) fn possible_heredoc(&mut self) -> String {
+    pub(crate) fn possible_heredoc(&mut self) -> String {
         self.next();
         if self.peek() != Some('<') {
             return "<".into();
@@ -253,7 +253,7 @@ impl<'a> Lexer<'a> {
         out
     }
 
-    pub(super) fn name(&mut self) -> String {
+    pub(crate) fn name(&mut self) -> String {
         let mut name = String::new();
         while let Some(ch) = self.peek() {
             if name.is_empty() && is_go_digit(ch) {
@@ -276,11 +276,11 @@ impl<'a> Lexer<'a> {
         name
     }
 
-    pub(super) fn get_env(&self, name: &str) -> Option<String> {
+    pub(crate) fn get_env(&self, name: &str) -> Option<String> {
         self.env.get(name).cloned()
     }
 
-    pub(super) fn dollar(&mut self) -> ShellResult<String> {
+    pub(crate) fn dollar(&mut self) -> ShellResult<String> {
         self.next();
         if self.peek() != Some('{') {
             let name = self.name();
@@ -401,19 +401,19 @@ impl<'a> Lexer<'a> {
     }
 }
 
-pub(super) fn is_go_digit(c: char) -> bool {
+pub(crate) fn is_go_digit(c: char) -> bool {
     c.is_ascii_digit() || (!c.is_ascii() && c.is_numeric())
 }
 
 #[derive(Clone, Copy, PartialEq)]
-pub(super) enum Tok {
+pub(crate) enum Tok {
     Star,
     Any,
     Lit(char),
 }
 
 /// `convertShellPatternToRegex` as tokens: `*`, `?`, literals; `\` escapes only `*?\`.
-pub(super) fn glob_tokens(pattern: &str) -> ShellResult<Vec<Tok>> {
+pub(crate) fn glob_tokens(pattern: &str) -> ShellResult<Vec<Tok>> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut toks = Vec::new();
     let mut i = 0;
@@ -441,7 +441,7 @@ pub(super) fn glob_tokens(pattern: &str) -> ShellResult<Vec<Tok>> {
 }
 
 /// End positions where `toks` can match `text[start..]` (`*`/`?` do not cross `\n`, like `.`).
-pub(super) fn glob_ends(toks: &[Tok], text: &[char], start: usize) -> Vec<usize> {
+pub(crate) fn glob_ends(toks: &[Tok], text: &[char], start: usize) -> Vec<usize> {
     let n = text.len();
     let mut cur = vec![false; n + 1];
     cur[start] = true;
@@ -476,7 +476,7 @@ pub(super) fn glob_ends(toks: &[Tok], text: &[char], start: usize) -> Vec<usize>
     (0..=n).filter(|&p| cur[p]).collect()
 }
 
-pub(super) fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> ShellResult<String> {
+pub(crate) fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> ShellResult<String> {
     let toks = glob_tokens(pattern).map_err(|e| ShellError::InvalidPattern {
         pattern: pattern.to_string(),
         reason: e.to_string(),
@@ -491,7 +491,7 @@ pub(super) fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> ShellResu
 }
 
 /// `reversePattern`: reverse, keeping `\x` pairs in order.
-pub(super) fn reverse_pattern(p: &str) -> String {
+pub(crate) fn reverse_pattern(p: &str) -> String {
     let r: Vec<char> = p.chars().collect();
     let last = r.len().saturating_sub(1);
     let mut out = vec!['\0'; r.len()];
@@ -510,7 +510,7 @@ pub(super) fn reverse_pattern(p: &str) -> String {
     out.into_iter().collect()
 }
 
-pub(super) fn trim_suffix(pattern: &str, value: &str, greedy: bool) -> ShellResult<String> {
+pub(crate) fn trim_suffix(pattern: &str, value: &str, greedy: bool) -> ShellResult<String> {
     let rev: String = value.chars().rev().collect();
     let out = trim_prefix(&reverse_pattern(pattern), &rev, greedy).map_err(|_| {
         ShellError::InvalidPattern {
@@ -522,7 +522,7 @@ pub(super) fn trim_suffix(pattern: &str, value: &str, greedy: bool) -> ShellResu
 }
 
 /// `${X/pat/rep}` / `${X//pat/rep}`: leftmost-longest matches, Go `ReplaceAllString` stepping.
-pub(super) fn replace_glob(toks: &[Tok], value: &str, rep: &str, all: bool) -> String {
+pub(crate) fn replace_glob(toks: &[Tok], value: &str, rep: &str, all: bool) -> String {
     let text: Vec<char> = value.chars().collect();
     let find = |from: usize| {
         (from..=text.len()).find_map(|s| glob_ends(toks, &text, s).last().map(|&e| (s, e)))

@@ -1,0 +1,78 @@
+//! A build step's writable view of an image: an overlay of the image's layers with a fresh
+//! upper directory in scratch space. COPY, ADD and WORKDIR write into it; the upper directory
+//! then becomes the step's layer. Also used read-only for `COPY --from`.
+
+use std::path::PathBuf;
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
+use crate::engine::{Engine, EngineError, Result};
+use crate::store::images as image_rows;
+
+pub struct Workspace {
+    pub upper: PathBuf,
+    pub merged: PathBuf,
+    mounted: bool,
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        self.unmount();
+    }
+}
+
+impl Workspace {
+    /// Mount `image_id`'s layers (none for `scratch`) under `dir`.
+    pub fn mount(engine: &Engine, dir: &std::path::Path, image_id: &str) -> Result<Workspace> {
+        let (upper, work, merged, empty) = (
+            dir.join("diff"),
+            dir.join("work"),
+            dir.join("merged"),
+            dir.join("empty"),
+        );
+        for d in [&upper, &work, &merged, &empty] {
+            std::fs::create_dir_all(d)?;
+        }
+        let layers = if image_id.is_empty() {
+            Vec::new()
+        } else {
+            engine
+                .store()?
+                .read(|tx| Ok::<_, EngineError>(image_rows::image_layers(tx, image_id)?))?
+        };
+        let mut lower: Vec<String> = layers
+            .iter()
+            .rev()
+            .map(|l| engine.paths().links().join(&l.link).display().to_string())
+            .collect();
+        if lower.is_empty() {
+            lower.push(empty.display().to_string());
+        }
+        let data = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.join(":"),
+            upper.display(),
+            work.display()
+        );
+        mount(
+            Some("overlay"),
+            &merged,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .map_err(|e| EngineError::internal(format!("mounting the build step's root: {e}")))?;
+        Ok(Workspace {
+            upper,
+            merged,
+            mounted: true,
+        })
+    }
+
+    pub fn unmount(&mut self) {
+        if self.mounted {
+            let _ = umount2(&self.merged, MntFlags::MNT_DETACH);
+            self.mounted = false;
+        }
+    }
+}
