@@ -17,7 +17,7 @@ Figures (medians):
   network       docker run --rm true on the default bridge vs --network none (the difference
                 is what bridge networking costs a container); docker run -d -p until the first
                 HTTP answer on 127.0.0.1; MB/s of a 64 MiB download through a published port.
-  build         DOCKER_BUILDKIT=0 docker build of a 10-step trivial Dockerfile (bench/build.py):
+  build         DOCKER_BUILDKIT=0 docker build of a 10-step trivial Dockerfile (bench/build_bench.py):
                 without cache (ms per step) and fully cached (ms in all).
 
 dockerd and podman are measured only where installed; nothing is installed here.
@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import build as buildbench
+import build_bench as buildbench
 import net as netbench
 import pull as pullbench
 
