@@ -237,3 +237,185 @@ def test_hostile_contexts(engine):
     assert r.status == 400, r.body
     import os
     assert not os.path.exists("/tmp/berth-escape")
+
+
+def test_more_instructions(engine, tmp_path, busybox):
+    # A base with ONBUILD triggers, then SHELL, ENTRYPOINT, VOLUME, STOPSIGNAL, MAINTAINER,
+    # exec-form RUN, a `#!` here-document, COPY --from an image, and a scratch stage.
+    base = name("onbuild-base")
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "Dockerfile").write_text(
+        "FROM busybox\nONBUILD RUN echo triggered > /triggered\nONBUILD COPY note.txt /note.txt\n")
+    build(engine, tmp_path / "base", "-t", base)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "note.txt").write_text("a note\n")
+    (app / "Dockerfile").write_text(f"""\
+FROM scratch AS files
+COPY note.txt /from-scratch.txt
+FROM {base}
+MAINTAINER someone@example.com
+SHELL ["/bin/sh", "-ec"]
+RUN ["/bin/sh", "-c", "echo exec-form > /exec"]
+RUN <<EOT
+#!/bin/sh
+echo "run by $0" > /shebang
+EOT
+COPY --from=files /from-scratch.txt /
+COPY --from=busybox /bin/busybox /copied-busybox
+VOLUME /data
+STOPSIGNAL SIGINT
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat /triggered /note.txt /exec /shebang /from-scratch.txt; test -x /copied-busybox && echo copied"]
+""")
+    tag = name("more")
+    _, out, _ = build(engine, app, "-t", tag)
+    assert "# Executing 2 build triggers" in out
+    _, out, _ = engine.docker("run", "--rm", "--network", "none", tag)
+    assert out == "triggered\na note\nexec-form\nrun by /dev/pipes/EOT\na note\ncopied\n"
+    info = json.loads(engine.docker("image", "inspect", tag)[1])[0]
+    cfg = info["Config"]
+    assert cfg["Shell"] == ["/bin/sh", "-ec"]
+    assert cfg["Entrypoint"] == ["/bin/sh", "-c"]
+    assert cfg["Volumes"] == {"/data": {}}
+    assert cfg["StopSignal"] == "SIGINT"
+    assert cfg.get("OnBuild") in (None, [])
+    assert info["Author"] == "someone@example.com"
+    base_cfg = json.loads(engine.docker("image", "inspect", base)[1])[0]["Config"]
+    assert base_cfg["OnBuild"] == ["RUN echo triggered > /triggered", "COPY note.txt /note.txt"]
+    engine.docker("rmi", tag, base)
+
+
+def test_fifo_in_context_does_not_hang(engine):
+    ctx = io.BytesIO()
+    with tarfile.open(fileobj=ctx, mode="w") as t:
+        df = b"FROM busybox\nCOPY . /ctx/\nRUN test -p /ctx/pipe && echo is-fifo\n"
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(df)
+        t.addfile(info, io.BytesIO(df))
+        fifo = tarfile.TarInfo("pipe")
+        fifo.type = tarfile.FIFOTYPE
+        t.addfile(fifo)
+    r = post_build(engine, ctx.getvalue())
+    lines = r.json_lines()
+    assert not any("error" in l for l in lines), lines
+    assert any(l.get("stream") == "is-fifo\n" for l in lines)
+
+
+def test_cache_from_a_loaded_image(engine, tmp_path):
+    # A loaded (or pulled) image has no intermediate images: --cache-from restores the steps
+    # from its history, as moby does; without it nothing is cached.
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nENV STAGE=one\nCOPY f.txt /f.txt\nRUN echo built > /built\nCMD [\"cat\", \"/built\"]\n")
+    (tmp_path / "f.txt").write_text("f\n")
+    tag = name("cachesrc")
+    build(engine, tmp_path, "-t", tag)
+    saved = engine.docker_raw("save", tag)
+    assert saved.returncode == 0, saved.stderr
+    engine.docker("rmi", tag)
+    loaded = engine.docker_raw("load", input=saved.stdout)
+    assert loaded.returncode == 0, loaded.stderr
+    _, out, _ = build(engine, tmp_path, "--cache-from", tag, "-t", name("cached"))
+    assert steps_cached(out) == [2, 3, 4, 5], out
+    _, out2, _ = build(engine, tmp_path, "--no-cache", "-t", name("uncached"))
+    assert steps_cached(out2) == []
+    (tmp_path / "f.txt").write_text("changed\n")
+    _, out3, _ = build(engine, tmp_path, "--cache-from", tag)
+    assert steps_cached(out3) == [2], out3
+
+
+def read_until_run_began(resp):
+    """Read the build stream up to the RUN's own output (not its Step line): the RUN's
+    container is then running."""
+    seen = b""
+    while b'"stream":"run-began\\n"' not in seen:
+        chunk = resp.read1(4096)
+        assert chunk, seen
+        seen += chunk
+
+
+def test_client_that_leaves_mid_run_stops_the_build(engine):
+    # The client disconnects while a RUN is running: the build stops and its container goes.
+    from helpers import UnixHTTPConnection
+    before = set(engine.docker("ps", "-aq", "--no-trunc")[1].split())
+    ctx = context({"Dockerfile": b"FROM busybox\nRUN echo run-began && sleep 60\nRUN echo never\n"})
+    conn = UnixHTTPConnection(engine.sock, timeout=30)
+    conn.request("POST", "/build?networkmode=none", body=ctx, headers={"Content-Type": "application/x-tar"})
+    resp = conn.getresponse()
+    read_until_run_began(resp)
+    conn.close()
+    from helpers import wait_until
+    assert wait_until(lambda: set(engine.docker("ps", "-aq", "--no-trunc")[1].split()) == before, timeout=20), \
+        engine.docker("ps", "-a")[1]
+
+
+@pytest.mark.berth_only
+def test_killed_serve_mid_build_leaves_only_whole_images(fresh_engine, busybox_tar):
+    import os
+    import signal
+    from conftest import import_busybox
+    from helpers import UnixHTTPConnection, serve_pids, wait_until
+    eng = fresh_engine
+    import_busybox(eng, busybox_tar)
+    ctx = context({"Dockerfile": b"FROM busybox\nCOPY a.txt /a.txt\nRUN echo run-began && sleep 3\n", "a.txt": b"a"})
+    conn = UnixHTTPConnection(eng.sock, timeout=30)
+    conn.request("POST", "/build?networkmode=none&t=halfway", body=ctx, headers={"Content-Type": "application/x-tar"})
+    resp = conn.getresponse()
+    read_until_run_began(resp)
+    pids = serve_pids(eng.data_root)
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    conn.close()
+    # Every image listed is whole: it runs. The build's tag was never set.
+    _, out, _ = eng.docker("images", "-aq", "--no-trunc")
+    ids = out.split()
+    assert len(ids) >= 2  # busybox and the COPY step
+    for i in ids:
+        eng.docker("run", "--rm", "--network", "none", i, "true")
+    rc, _, _ = eng.docker("image", "inspect", "halfway", check=False)
+    assert rc != 0
+    # The RUN container outlived the API process (as every container does) and can be removed.
+    assert wait_until(lambda: "Exited" in eng.docker("ps", "-a", "--format", "{{.Status}}")[1], timeout=20), \
+        eng.docker("ps", "-a")[1]
+    for c in eng.docker("ps", "-aq")[1].split():
+        eng.docker("rm", "-f", c)
+
+
+def test_add_from_url(engine, tmp_path):
+    import http.server
+    import threading
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "remote.txt").write_text("fetched over http\n")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(served), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{srv.server_address[1]}"
+        df = (f"FROM busybox\nADD {base}/remote.txt /srv/\nADD {base}/remote.txt /renamed\n"
+              f"CMD [\"sh\", \"-c\", \"cat /srv/remote.txt /renamed; stat -c %a /renamed\"]\n").encode()
+        tag = name("addurl")
+        r = post_build(engine, context({"Dockerfile": df}), f"&t={tag}")
+        lines = r.json_lines()
+        assert not any("error" in l for l in lines), lines
+        _, out, _ = engine.docker("run", "--rm", "--network", "none", tag)
+        assert out == "fetched over http\nfetched over http\n600\n"
+        # The content is part of the cache key: a change on the server rebuilds the step.
+        (served / "remote.txt").write_text("changed on the server\n")
+        r = post_build(engine, context({"Dockerfile": df}), f"&t={tag}")
+        assert not any(l.get("stream") == " ---> Using cache\n" for l in r.json_lines())
+        _, out, _ = engine.docker("run", "--rm", "--network", "none", tag, "cat", "/renamed")
+        assert out == "changed on the server\n"
+        r = post_build(engine, context({"Dockerfile": f"FROM busybox\nADD {base}/missing /x\n".encode()}))
+        assert r.json_lines()[-1]["error"].startswith(f"failed to GET {base}/missing with status 404")
+        engine.docker("rmi", tag)
+    finally:
+        srv.shutdown()

@@ -227,3 +227,54 @@ def test_hostile_archives_and_symlinks_never_touch_the_host(engine, tmp_path, st
         assert (host_dir / "secret").read_text() == "host secret"
     finally:
         engine.docker("rm", "-f", c, check=False)
+
+
+def test_cp_whole_root_and_volume_through_symlink_when_stopped(engine, tmp_path):
+    vol = name("cpvol")
+    c = name("cproot")
+    engine.docker("run", "--network", "none", "--name", c, "-v", f"{vol}:/data", "busybox", "sh", "-c",
+                  "echo invol > /data/f && ln -s /data /tmp/tovol")
+    try:
+        p = engine.docker_raw("cp", f"{c}:/", "-")
+        assert p.returncode == 0, p.stderr
+        with tarfile.open(fileobj=io.BytesIO(p.stdout)) as t:
+            names = set(t.getnames())
+        assert "/bin/busybox" in names or "bin/busybox" in names
+        # Through a symlink into the volume, as the container sees it.
+        p = engine.docker_raw("cp", f"{c}:/tmp/tovol/f", "-")
+        with tarfile.open(fileobj=io.BytesIO(p.stdout)) as t:
+            assert t.extractfile("f").read() == b"invol\n"
+        (tmp_path / "put.txt").write_text("put\n")
+        engine.docker("cp", str(tmp_path / "put.txt"), f"{c}:/tmp/tovol/")
+        _, out, _ = engine.docker("run", "--rm", "--network", "none", "-v", f"{vol}:/v", "busybox", "cat", "/v/put.txt")
+        assert out == "put\n"
+    finally:
+        engine.docker("rm", "-f", c, check=False)
+        engine.docker("volume", "rm", vol, check=False)
+
+
+def test_special_files_are_archived_not_opened(engine, running):
+    # A FIFO (reading it would block) and a file the container turns into a FIFO: cp, export
+    # and commit answer and carry the node itself.
+    sh(engine, running, "mkdir /sp && mkfifo /sp/fifo && echo data > /sp/file")
+    p = engine.docker_raw("cp", f"{running}:/sp", "-", timeout=30)
+    assert p.returncode == 0, p.stderr
+    with tarfile.open(fileobj=io.BytesIO(p.stdout)) as t:
+        assert t.getmember("sp/fifo").isfifo()
+        assert t.extractfile("sp/file").read() == b"data\n"
+    r = engine.api("POST", f"/commit?container={running}&repo=&tag=", timeout=30)
+    assert r.status == 201, r.body
+    _, out, _ = engine.docker("run", "--rm", "--network", "none", r.json()["Id"], "sh", "-c",
+                              "test -p /sp/fifo && echo fifo")
+    assert out == "fifo\n"
+    engine.docker("rmi", r.json()["Id"])
+    # A device node in an uploaded archive is created as a node, never opened.
+    dev = io.BytesIO()
+    with tarfile.open(fileobj=dev, mode="w") as t:
+        info = tarfile.TarInfo("null2")
+        info.type = tarfile.CHRTYPE
+        info.devmajor, info.devminor, info.mode = 1, 3, 0o4666
+        t.addfile(info)
+    r = engine.api("PUT", f"/containers/{running}/archive?path=/sp", body=dev.getvalue())
+    assert r.status == 200, r.body
+    assert sh(engine, running, "test -c /sp/null2 && echo chr") == "chr\n"

@@ -15,6 +15,10 @@ use super::{Result, TreeError};
 
 /// Remove `name` in `dir`, with everything below it if it is a directory. Missing is fine.
 pub fn remove_all(dir: BorrowedFd, name: &OsStr) -> Result<()> {
+    remove_at_depth(dir, name, 0)
+}
+
+fn remove_at_depth(dir: BorrowedFd, name: &OsStr, depth: usize) -> Result<()> {
     let shown = name.to_string_lossy();
     let shown = shown.as_ref();
     let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
@@ -23,7 +27,12 @@ pub fn remove_all(dir: BorrowedFd, name: &OsStr) -> Result<()> {
         Err(e) => return Err(TreeError::io(shown, e)),
     };
     if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        empty_dir(dir, name)?;
+        if depth >= super::tar_out::MAX_DEPTH {
+            return Err(TreeError::Archive(format!(
+                "{shown}: too many nested directories"
+            )));
+        }
+        empty_at_depth(dir, name, depth)?;
         match unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => Ok(()),
             Err(e) => Err(TreeError::io(shown, e)),
@@ -37,7 +46,7 @@ pub fn remove_all(dir: BorrowedFd, name: &OsStr) -> Result<()> {
 }
 
 /// Remove everything inside the directory `name` of `dir`.
-pub fn empty_dir(dir: BorrowedFd, name: &OsStr) -> Result<()> {
+fn empty_at_depth(dir: BorrowedFd, name: &OsStr, depth: usize) -> Result<()> {
     let shown = name.to_string_lossy();
     let shown = shown.as_ref();
     let fd = openat(
@@ -57,7 +66,7 @@ pub fn empty_dir(dir: BorrowedFd, name: &OsStr) -> Result<()> {
             .collect()
     };
     for n in names {
-        remove_all(fd.as_fd(), n.as_os_str())?;
+        remove_at_depth(fd.as_fd(), n.as_os_str(), depth + 1)?;
     }
     Ok(())
 }

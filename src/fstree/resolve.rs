@@ -2,6 +2,7 @@
 //! the root were `/` (`RESOLVE_IN_ROOT`), so nothing outside it can be reached.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -37,6 +38,21 @@ pub fn open(root: BorrowedFd, path: &str, flags: OFlag) -> Result<OwnedFd> {
         .flags(flags | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     openat2(root, rel, how).map_err(|e| errno_error(&clean, e))
+}
+
+/// Open `path` for reading if it is a regular file (symlinks followed inside the root):
+/// `None` for anything else, so that no FIFO (which would block) or device is ever opened.
+pub fn open_file(root: BorrowedFd, path: &str) -> Result<Option<(OwnedFd, FileStat)>> {
+    let fd = open(root, path, OFlag::O_PATH)?;
+    let st = fstatat(&fd, "", AtFlags::AT_EMPTY_PATH).map_err(|e| errno_error(path, e))?;
+    if kind(&st) != libc::S_IFREG {
+        return Ok(None);
+    }
+    let file = reopen(
+        fd.as_fd(),
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+    )?;
+    Ok(Some((file, st)))
 }
 
 /// Open a directory of the tree (following symlinks inside it).

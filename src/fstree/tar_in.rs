@@ -6,7 +6,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -29,6 +29,19 @@ pub struct InOptions {
     pub chown: Option<(u32, u32)>,
     /// Permission bits of every entry (`COPY --chmod`); `None` keeps the archive's.
     pub chmod: Option<u32>,
+}
+
+/// Set `security.capability` on an extracted file (best effort, as Docker's).
+fn set_capability(fd: BorrowedFd, cap: &[u8]) {
+    unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            c"security.capability".as_ptr(),
+            cap.as_ptr().cast(),
+            cap.len(),
+            0,
+        );
+    }
 }
 
 /// What an extraction wrote.
@@ -114,6 +127,21 @@ pub fn extract(
         }
         let ioerr = |e: Errno| TreeError::io(full.clone(), e);
         let mtime = header.mtime().unwrap_or(0) as i64;
+        let (uid, gid) = opts.chown.unwrap_or((
+            header.uid().unwrap_or(0) as u32,
+            header.gid().unwrap_or(0) as u32,
+        ));
+        // Owner first, then mode (chown clears set-id bits), both on a descriptor of the
+        // entry just made, so nothing is looked up by name again (and no device is opened).
+        let own = |fd: BorrowedFd| -> Result<()> {
+            nix::unistd::fchown(fd, Some(uid.into()), Some(gid.into())).map_err(ioerr)?;
+            fchmod(fd, Mode::from_bits_truncate(mode)).map_err(ioerr)
+        };
+        let capability = entry.pax_extensions().ok().flatten().and_then(|exts| {
+            exts.filter_map(|e| e.ok())
+                .find(|e| e.key_bytes() == b"SCHILY.xattr.security.capability")
+                .map(|e| e.value_bytes().to_vec())
+        });
         match kind {
             tar::EntryType::Directory => {
                 match mkdirat(pfd, oname, Mode::from_bits_truncate(0o700)) {
@@ -127,7 +155,7 @@ pub fn extract(
                     Mode::empty(),
                 )
                 .map_err(ioerr)?;
-                fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(ioerr)?;
+                own(fd.as_fd())?;
                 dir_times.push((full.clone(), mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
@@ -145,7 +173,12 @@ pub fn extract(
                 let mut file = File::from(fd);
                 done.bytes += io::copy(&mut entry, &mut file)
                     .map_err(|e| TreeError::Archive(format!("{raw}: {e}")))?;
-                fchmod(&file, Mode::from_bits_truncate(mode)).map_err(ioerr)?;
+                own(file.as_fd())?;
+                if let Some(cap) = &capability {
+                    set_capability(file.as_fd(), cap);
+                }
+                let t = TimeSpec::new(mtime, 0);
+                let _ = nix::sys::stat::futimens(&file, &t, &t);
             }
             tar::EntryType::Symlink => {
                 let target = entry
@@ -153,6 +186,16 @@ pub fn extract(
                     .map(|b| b.into_owned())
                     .unwrap_or_default();
                 symlinkat(OsStr::from_bytes(&target), pfd, oname).map_err(ioerr)?;
+                fchownat(
+                    pfd,
+                    oname,
+                    Some(uid.into()),
+                    Some(gid.into()),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .map_err(ioerr)?;
+                let t = TimeSpec::new(mtime, 0);
+                let _ = utimensat(pfd, oname, &t, &t, UtimensatFlags::NoFollowSymlink);
             }
             tar::EntryType::Link => {
                 let target = entry
@@ -177,42 +220,30 @@ pub fn extract(
                     header.device_minor().ok().flatten().unwrap_or(0),
                 );
                 mknodat(pfd, oname, sflag, Mode::from_bits_truncate(mode), dev).map_err(ioerr)?;
+                // An O_PATH descriptor: the node itself, never opened as a device.
+                let fd = openat(
+                    pfd,
+                    oname,
+                    OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(ioerr)?;
+                let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                nix::unistd::chown(proc.as_str(), Some(uid.into()), Some(gid.into()))
+                    .map_err(ioerr)?;
+                nix::sys::stat::fchmodat(
+                    nix::fcntl::AT_FDCWD,
+                    proc.as_str(),
+                    Mode::from_bits_truncate(mode),
+                    nix::sys::stat::FchmodatFlags::FollowSymlink,
+                )
+                .map_err(ioerr)?;
+                let t = TimeSpec::new(mtime, 0);
+                let _ = utimensat(pfd, oname, &t, &t, UtimensatFlags::NoFollowSymlink);
             }
             // PAX and GNU long-name records are consumed by the tar crate; anything else
             // (sockets, unknown types) is skipped, as Docker does.
             _ => continue,
-        }
-        let owner = opts.chown.or_else(|| {
-            Some((
-                header.uid().unwrap_or(0) as u32,
-                header.gid().unwrap_or(0) as u32,
-            ))
-        });
-        if let Some((uid, gid)) = owner {
-            fchownat(
-                pfd,
-                oname,
-                Some(uid.into()),
-                Some(gid.into()),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .map_err(ioerr)?;
-            // chown clears set-id bits: put the mode back on what can carry one.
-            if mode & 0o7000 != 0
-                && !matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link)
-                && let Ok(fd) = openat(
-                    pfd,
-                    oname,
-                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
-                    Mode::empty(),
-                )
-            {
-                let _ = fchmod(&fd, Mode::from_bits_truncate(mode));
-            }
-        }
-        if !matches!(kind, tar::EntryType::Directory | tar::EntryType::Link) {
-            let t = TimeSpec::new(mtime, 0);
-            let _ = utimensat(pfd, oname, &t, &t, UtimensatFlags::NoFollowSymlink);
         }
         done.entries += 1;
     }

@@ -35,10 +35,15 @@ impl Default for OutOptions<'_> {
     }
 }
 
+/// How deep a tree is walked: deeper is an error, not a blown stack (each level holds one
+/// descriptor and one stack frame).
+pub const MAX_DEPTH: usize = 512;
+
 /// A tar writer over any output, remembering hard links by inode.
 pub struct TreeTar<W: Write> {
     builder: tar::Builder<W>,
     links: HashMap<(u64, u64), String>,
+    depth: usize,
 }
 
 impl<W: Write> TreeTar<W> {
@@ -48,6 +53,7 @@ impl<W: Write> TreeTar<W> {
         TreeTar {
             builder,
             links: HashMap::new(),
+            depth: 0,
         }
     }
 
@@ -61,16 +67,26 @@ impl<W: Write> TreeTar<W> {
     /// Write every entry inside the directory `dir` (not the directory itself), named under
     /// `prefix` (`""` or ending in `/`).
     pub fn contents(&mut self, dir: BorrowedFd, prefix: &str, opts: &OutOptions) -> Result<()> {
+        if self.depth >= MAX_DEPTH {
+            return Err(TreeError::Archive(format!(
+                "{prefix}: more than {MAX_DEPTH} nested directories"
+            )));
+        }
         let st = fstatat(dir, "", AtFlags::AT_EMPTY_PATH).map_err(|e| TreeError::io(prefix, e))?;
         let fd = super::resolve::reopen(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
         if opts.overlay_whiteouts && is_opaque(fd.as_fd()) {
             self.whiteout(&format!("{prefix}.wh..wh..opq"), &st)?;
         }
-        for name in sorted_names(fd.as_fd(), prefix)? {
-            let child = format!("{prefix}{}", name.to_string_lossy());
-            self.entry(fd.as_fd(), &name, &child, opts)?;
-        }
-        Ok(())
+        self.depth += 1;
+        let result = sorted_names(fd.as_fd(), prefix).and_then(|names| {
+            for name in names {
+                let child = format!("{prefix}{}", name.to_string_lossy());
+                self.entry(fd.as_fd(), &name, &child, opts)?;
+            }
+            Ok(())
+        });
+        self.depth -= 1;
+        result
     }
 
     /// Append one regular file from a reader (its header's size must match the data).
@@ -86,6 +102,41 @@ impl<W: Write> TreeTar<W> {
             .map_err(|e| TreeError::io(name, e))
     }
 
+    /// Append an entry named `name`. Names of an archive of `/` start with `/`, as Docker's
+    /// do; the tar crate refuses those, so a short one is written into the header as is
+    /// (a long one loses its leading slash: extractors read both the same).
+    fn append_named(
+        &mut self,
+        header: &mut tar::Header,
+        name: &str,
+        data: impl Read,
+    ) -> io::Result<()> {
+        if name.starts_with('/') && name.len() <= 100 {
+            raw_name(header, name);
+            header.set_cksum();
+            return self.builder.append(header, data);
+        }
+        self.builder
+            .append_data(header, name.trim_start_matches('/'), data)
+    }
+
+    fn append_link_named(
+        &mut self,
+        header: &mut tar::Header,
+        name: &str,
+        target: impl AsRef<Path>,
+    ) -> io::Result<()> {
+        let target = target.as_ref();
+        if name.starts_with('/') && name.len() <= 100 && target.as_os_str().len() <= 100 {
+            raw_name(header, name);
+            header.set_link_name(target)?;
+            header.set_cksum();
+            return self.builder.append(header, io::empty());
+        }
+        self.builder
+            .append_link(header, name.trim_start_matches('/'), target)
+    }
+
     /// Write the directory `dir` itself as `tar_name` (ending in `/`), then all below it.
     pub fn dir_entry(&mut self, dir: BorrowedFd, tar_name: &str, opts: &OutOptions) -> Result<()> {
         let st =
@@ -93,8 +144,7 @@ impl<W: Write> TreeTar<W> {
         let mut header = header_from(&st);
         header.set_entry_type(tar::EntryType::Directory);
         header.set_size(0);
-        self.builder
-            .append_data(&mut header, tar_name, io::empty())
+        self.append_named(&mut header, tar_name, io::empty())
             .map_err(|e| TreeError::io(tar_name, e))?;
         self.contents(dir, tar_name, opts)
     }
@@ -134,8 +184,7 @@ impl<W: Write> TreeTar<W> {
                 header.set_entry_type(tar::EntryType::Directory);
                 header.set_size(0);
                 let dir_name = format!("{}/", tar_name.trim_end_matches('/'));
-                self.builder
-                    .append_data(&mut header, &dir_name, io::empty())
+                self.append_named(&mut header, &dir_name, io::empty())
                     .map_err(w)?;
                 self.contents(fd.as_fd(), &dir_name, opts)?;
             }
@@ -147,35 +196,31 @@ impl<W: Write> TreeTar<W> {
                         header.set_size(0);
                         let first = first.clone();
                         return self
-                            .builder
-                            .append_link(&mut header, tar_name, &first)
+                            .append_link_named(&mut header, tar_name, &first)
                             .map_err(w);
                     }
                     self.links.insert(key, tar_name.to_string());
                 }
-                let fd: OwnedFd = openat(
-                    dir,
-                    name,
-                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
-                    Mode::empty(),
-                )
-                .map_err(|e| TreeError::io(tar_name, e))?;
+                let fd = open_regular(dir, name, &st).map_err(|e| TreeError::io(tar_name, e))?;
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(st.st_size as u64);
+                // File capabilities travel as a PAX xattr record, as in Docker's layers.
+                if let Some(cap) = file_capability(fd.as_fd()) {
+                    self.builder
+                        .append_pax_extensions([("SCHILY.xattr.security.capability", &cap[..])])
+                        .map_err(w)?;
+                }
                 let data = ExactLen {
                     inner: File::from(fd).take(st.st_size as u64),
                     left: st.st_size as u64,
                 };
-                self.builder
-                    .append_data(&mut header, tar_name, data)
-                    .map_err(w)?;
+                self.append_named(&mut header, tar_name, data).map_err(w)?;
             }
             libc::S_IFLNK => {
                 let target = readlinkat(dir, name).map_err(|e| TreeError::io(tar_name, e))?;
                 header.set_entry_type(tar::EntryType::Symlink);
                 header.set_size(0);
-                self.builder
-                    .append_link(&mut header, tar_name, Path::new(&target))
+                self.append_link_named(&mut header, tar_name, Path::new(&target))
                     .map_err(w)?;
             }
             libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO => {
@@ -189,8 +234,7 @@ impl<W: Write> TreeTar<W> {
                     let _ = header.set_device_major(libc::major(st.st_rdev));
                     let _ = header.set_device_minor(libc::minor(st.st_rdev));
                 }
-                self.builder
-                    .append_data(&mut header, tar_name, io::empty())
+                self.append_named(&mut header, tar_name, io::empty())
                     .map_err(w)?;
             }
             // Sockets are not archived (as in Docker).
@@ -204,13 +248,19 @@ impl<W: Write> TreeTar<W> {
         header.set_entry_type(tar::EntryType::Regular);
         header.set_mode(0o644);
         header.set_size(0);
-        self.builder
-            .append_data(&mut header, tar_name, io::empty())
+        self.append_named(&mut header, tar_name, io::empty())
             .map_err(|e| TreeError::io(tar_name, e))
     }
 }
 
 use std::path::Path;
+
+/// Put `name` (at most 100 bytes) into the header's name field unchecked.
+fn raw_name(header: &mut tar::Header, name: &str) {
+    let field = &mut header.as_old_mut().name;
+    field.fill(0);
+    field[..name.len()].copy_from_slice(name.as_bytes());
+}
 
 fn header_from(st: &FileStat) -> tar::Header {
     let mut h = tar::Header::new_gnu();
@@ -243,6 +293,52 @@ pub fn sorted_names(dir: BorrowedFd, what: &str) -> Result<Vec<OsString>> {
         .collect();
     names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     Ok(names)
+}
+
+/// Open the regular file `name` of `dir` for reading, making sure it is still the file `st`
+/// describes: a running container may swap the name for a FIFO (which would block) or a
+/// device (whose data is the host's) between the stat and the open.
+pub fn open_regular(
+    dir: BorrowedFd,
+    name: &OsStr,
+    st: &FileStat,
+) -> std::result::Result<OwnedFd, io::Error> {
+    let path = openat(
+        dir,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let now = fstatat(&path, "", AtFlags::AT_EMPTY_PATH)?;
+    if now.st_mode & libc::S_IFMT != libc::S_IFREG
+        || now.st_ino != st.st_ino
+        || now.st_dev != st.st_dev
+    {
+        return Err(io::Error::other("changed while being read"));
+    }
+    super::resolve::reopen(
+        path.as_fd(),
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+    )
+    .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// The `security.capability` xattr of an open file, if it has one.
+pub fn file_capability(fd: BorrowedFd) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    let n = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            c"security.capability".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n <= 0 {
+        return None;
+    }
+    buf.truncate(n as usize);
+    Some(buf)
 }
 
 /// Does this (overlay upper) directory carry `trusted.overlay.opaque=y`?

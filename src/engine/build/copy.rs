@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use nix::fcntl::{AtFlags, OFlag};
+use nix::fcntl::AtFlags;
 use nix::sys::stat::fstatat;
 use sha2::{Digest, Sha256};
 
@@ -21,6 +21,8 @@ use super::BuildError;
 pub struct Source {
     pub path: String,
     pub is_dir: bool,
+    /// Fetched by `ADD <url>`: found in the downloads folder, never extracted.
+    pub downloaded: bool,
 }
 
 fn has_glob(p: &str) -> bool {
@@ -39,48 +41,98 @@ fn has_glob(p: &str) -> bool {
     false
 }
 
-/// Go's `path.Match` for one segment.
-fn match_segment(pat: &[char], name: &[char]) -> bool {
-    match pat.first() {
-        None => name.is_empty(),
-        Some('*') => (0..=name.len()).any(|i| match_segment(&pat[1..], &name[i..])),
-        Some('?') => !name.is_empty() && match_segment(&pat[1..], &name[1..]),
-        Some('[') => {
-            let Some(c) = name.first() else { return false };
-            let mut i = 1;
-            let negate = matches!(pat.get(1), Some('^') | Some('!'));
-            if negate {
-                i += 1;
+/// One element of a pattern segment.
+enum Tok {
+    Star,
+    Any,
+    Lit(char),
+    /// `[...]`: ranges, negated.
+    Class(Vec<(char, char)>, bool),
+}
+
+fn tokens(pat: &[char]) -> Option<Vec<Tok>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < pat.len() {
+        match pat[i] {
+            '*' => {
+                // Runs of stars are one star (and keep matching linear).
+                if !matches!(out.last(), Some(Tok::Star)) {
+                    out.push(Tok::Star);
+                }
             }
-            let mut matched = false;
-            let mut first = true;
-            while i < pat.len() && (first || pat[i] != ']') {
-                first = false;
-                let mut lo = pat[i];
-                if lo == '\\' && i + 1 < pat.len() {
+            '?' => out.push(Tok::Any),
+            '\\' if i + 1 < pat.len() => {
+                i += 1;
+                out.push(Tok::Lit(pat[i]));
+            }
+            '[' => {
+                i += 1;
+                let negate = matches!(pat.get(i), Some('^') | Some('!'));
+                if negate {
                     i += 1;
-                    lo = pat[i];
                 }
-                let mut hi = lo;
-                if pat.get(i + 1) == Some(&'-') && pat.get(i + 2).is_some_and(|c| *c != ']') {
-                    hi = pat[i + 2];
-                    i += 2;
+                let mut ranges = Vec::new();
+                let mut first = true;
+                while i < pat.len() && (first || pat[i] != ']') {
+                    first = false;
+                    let mut lo = pat[i];
+                    if lo == '\\' && i + 1 < pat.len() {
+                        i += 1;
+                        lo = pat[i];
+                    }
+                    let mut hi = lo;
+                    if pat.get(i + 1) == Some(&'-') && pat.get(i + 2).is_some_and(|c| *c != ']') {
+                        hi = pat[i + 2];
+                        i += 2;
+                    }
+                    ranges.push((lo, hi));
+                    i += 1;
                 }
-                if lo <= *c && *c <= hi {
-                    matched = true;
+                if i >= pat.len() {
+                    return None; // unterminated class: Go's ErrBadPattern, no match
                 }
-                i += 1;
+                out.push(Tok::Class(ranges, negate));
             }
-            if i >= pat.len() {
-                return false;
-            }
-            matched != negate && match_segment(&pat[i + 1..], &name[1..])
+            c => out.push(Tok::Lit(c)),
         }
-        Some('\\') if pat.len() > 1 => {
-            name.first() == Some(&pat[1]) && match_segment(&pat[2..], &name[1..])
-        }
-        Some(p) => name.first() == Some(p) && match_segment(&pat[1..], &name[1..]),
+        i += 1;
     }
+    Some(out)
+}
+
+fn one(t: &Tok, c: char) -> bool {
+    match t {
+        Tok::Any => true,
+        Tok::Lit(l) => *l == c,
+        Tok::Class(ranges, negate) => ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negate,
+        Tok::Star => false,
+    }
+}
+
+/// Go's `path.Match` for one segment, in linear passes (backtracking only to the last star).
+fn match_segment(pat: &[char], name: &[char]) -> bool {
+    let Some(toks) = tokens(pat) else {
+        return false;
+    };
+    let (mut t, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        if t < toks.len() && matches!(toks[t], Tok::Star) {
+            star = Some((t, n));
+            t += 1;
+        } else if t < toks.len() && one(&toks[t], name[n]) {
+            t += 1;
+            n += 1;
+        } else if let Some((st, sn)) = star {
+            t = st + 1;
+            n = sn + 1;
+            star = Some((st, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    toks[t..].iter().all(|x| matches!(x, Tok::Star))
 }
 
 /// Go's `filepath.Match(pattern, rel)`: `*` does not cross `/`.
@@ -97,6 +149,11 @@ pub fn path_match(pattern: &str, rel: &str) -> bool {
 
 /// Every path (relative, no leading slash) below the root, in walk order.
 fn walk(root: BorrowedFd, dir: &str, out: &mut Vec<(String, bool)>) -> Result<(), TreeError> {
+    if dir.matches('/').count() >= crate::fstree::tar_out::MAX_DEPTH {
+        return Err(TreeError::Archive(format!(
+            "{dir}: too many nested directories"
+        )));
+    }
     let fd = resolve::open_dir(root, &format!("/{dir}"))?;
     for name in sorted_names(fd.as_fd(), dir)? {
         let rel = if dir.is_empty() {
@@ -141,6 +198,7 @@ pub fn expand_source(
             .into_iter()
             .filter(|(rel, _)| path_match(pattern, rel))
             .map(|(rel, is_dir)| Source {
+                downloaded: false,
                 path: format!("/{rel}"),
                 is_dir: is_dir
                     || resolve::stat(root, &format!("/{rel}"))
@@ -152,6 +210,7 @@ pub fn expand_source(
     // The source itself is followed if it is a symlink (inside the root).
     match resolve::stat(root, &path) {
         Ok(st) => Ok(vec![Source {
+            downloaded: false,
             path,
             is_dir: kind(&st) == libc::S_IFDIR,
         }]),
@@ -160,23 +219,27 @@ pub fn expand_source(
     }
 }
 
+/// Feed one field to the hash with its length, so that no two different trees (a name
+/// that holds another field's text, say) can give the same stream.
+fn field(h: &mut Sha256, tag: &str, value: &[u8]) {
+    h.update(tag.as_bytes());
+    h.update((value.len() as u64).to_le_bytes());
+    h.update(value);
+}
+
 /// A digest of a source's names, modes, owners, link targets and contents (not times), for
 /// the cache key: `file:<hex>` or `dir:<hex>`.
 pub fn hash_source(root: BorrowedFd, src: &Source) -> Result<String, BuildError> {
     let mut h = Sha256::new();
     let hash_entry = |path: &str, h: &mut Sha256| -> Result<(), TreeError> {
         let st = resolve::stat(root, path)?;
-        h.update(
-            format!(
-                "name{path}mode{}uid{}gid{}size{}",
-                st.st_mode, st.st_uid, st.st_gid, st.st_size
-            )
-            .as_bytes(),
-        );
-        if kind(&st) == libc::S_IFREG {
-            let fd = resolve::open(root, path, OFlag::O_RDONLY)?;
-            let mut f = std::fs::File::from(fd);
+        field(h, "name", path.as_bytes());
+        let meta = format!("{} {} {} {}", st.st_mode, st.st_uid, st.st_gid, st.st_size);
+        field(h, "meta", meta.as_bytes());
+        if let Some((fd, st)) = resolve::open_file(root, path)? {
+            let mut f = std::fs::File::from(fd).take(st.st_size as u64);
             let mut buf = vec![0u8; 64 * 1024];
+            h.update(b"data");
             loop {
                 let n = f.read(&mut buf).map_err(|e| TreeError::io(path, e))?;
                 if n == 0 {
@@ -199,7 +262,8 @@ pub fn hash_source(root: BorrowedFd, src: &Source) -> Result<String, BuildError>
         let st = resolve::lstat(root, &p).map_err(BuildError::internal)?;
         if kind(&st) == libc::S_IFLNK {
             let t = resolve::readlink(root, &p).unwrap_or_default();
-            h.update(format!("name{p}link{t}").as_bytes());
+            field(&mut h, "name", p.as_bytes());
+            field(&mut h, "link", t.as_bytes());
         } else {
             hash_entry(&p, &mut h).map_err(BuildError::internal)?;
         }
@@ -209,7 +273,7 @@ pub fn hash_source(root: BorrowedFd, src: &Source) -> Result<String, BuildError>
 
 /// Is the file a tar archive ADD extracts (plain or gzip, with a readable first header)?
 pub fn is_archive(root: BorrowedFd, path: &str) -> bool {
-    let Ok(fd) = resolve::open(root, path, OFlag::O_RDONLY) else {
+    let Ok(Some((fd, _))) = resolve::open_file(root, path) else {
         return false;
     };
     let Ok(reader) = crate::image::layer::decompressed(std::fs::File::from(fd)) else {
@@ -267,9 +331,15 @@ pub fn copy_source(
         chown: opts.chown,
         chmod: opts.chmod,
     };
-    if opts.extract_archives && !src.is_dir && is_archive(from, &src.path) {
+    if opts.extract_archives && !src.downloaded && !src.is_dir && is_archive(from, &src.path) {
         resolve::mkdir_all(to, dest, 0o755, None).map_err(BuildError::internal)?;
-        let fd = resolve::open(from, &src.path, OFlag::O_RDONLY).map_err(BuildError::internal)?;
+        let Some((fd, _)) = resolve::open_file(from, &src.path).map_err(BuildError::internal)?
+        else {
+            return Err(BuildError::step(format!(
+                "{}: not a regular file",
+                src.path
+            )));
+        };
         let reader = crate::image::layer::decompressed(std::fs::File::from(fd))
             .map_err(BuildError::internal)?;
         // Extracted archives keep their own owners (moby does not apply --chown to them).
@@ -293,23 +363,34 @@ pub fn copy_source(
     };
     resolve::mkdir_all(to, &target_dir, 0o755, opts.chown).map_err(BuildError::internal)?;
     let (reader, writer) = std::io::pipe().map_err(BuildError::internal)?;
-    let src_fd = if src.is_dir {
-        resolve::open_dir(from, &src.path)
+    let src_dir = if src.is_dir {
+        Some(resolve::open_dir(from, &src.path).map_err(BuildError::internal)?)
     } else {
-        resolve::open(from, &src.path, OFlag::O_PATH)
-    }
-    .map_err(BuildError::internal)?;
+        None
+    };
+    // A regular file is read through the descriptor opened here; anything else (a FIFO, a
+    // device) is archived as the node it is, never opened.
+    let src_file = if src.is_dir {
+        None
+    } else {
+        resolve::open_file(from, &src.path).map_err(BuildError::internal)?
+    };
+    let src_node = if src.is_dir || src_file.is_some() {
+        None
+    } else {
+        resolve::parent_of(from, &src.path).map_err(BuildError::internal)?
+    };
     std::thread::scope(|s| {
         let producer = s.spawn(move || -> Result<(), TreeError> {
             let mut t = TreeTar::new(writer);
             let opts = OutOptions::default();
-            match &tar_name {
-                None => t.contents(src_fd.as_fd(), "", &opts)?,
-                Some(name) => {
+            match (&tar_name, src_dir, src_file, src_node) {
+                (None, Some(dir), _, _) => t.contents(dir.as_fd(), "", &opts)?,
+                (Some(name), _, None, Some((dir, node))) => {
+                    t.entry(dir.as_fd(), std::ffi::OsStr::new(&node), name, &opts)?
+                }
+                (Some(name), _, Some((file, st)), _) => {
                     // The source file itself (symlinks to it were followed by the lookup).
-                    let st = fstatat(src_fd.as_fd(), "", AtFlags::AT_EMPTY_PATH)
-                        .map_err(|e| TreeError::io(name, e))?;
-                    let file = resolve::reopen(src_fd.as_fd(), OFlag::O_RDONLY)?;
                     let mut header = tar::Header::new_gnu();
                     header.set_mode(st.st_mode & 0o7777);
                     header.set_uid(st.st_uid as u64);
@@ -323,6 +404,7 @@ pub fn copy_source(
                         std::fs::File::from(file).take(st.st_size as u64),
                     )?;
                 }
+                _ => return Err(TreeError::NotFound(String::new())),
             }
             t.finish().map(|mut w| {
                 let _ = w.flush();
@@ -387,5 +469,11 @@ mod tests {
         assert!(path_match("f?le[0-9]", "file7"));
         assert!(!path_match("f[!i]le", "file"));
         assert!(path_match("a\\*b", "a*b"));
+        assert!(path_match("a*b*c", "axxbyyc"));
+        assert!(!path_match("a*b*c", "axxbyy"));
+        // Linear, not exponential: this would never end with naive backtracking.
+        let stars = format!("{}x", "*".repeat(60));
+        assert!(!path_match(&stars, &"a".repeat(60)));
+        assert!(path_match("[]a]", "]"));
     }
 }

@@ -6,6 +6,7 @@
 mod args;
 mod cache;
 mod copy;
+mod download;
 mod pull;
 mod request;
 mod run;
@@ -24,29 +25,17 @@ use crate::image::changes::parser::{Node, parse_dockerfile};
 pub use request::BuildRequest;
 use run::RunContainer;
 
-/// Why a build stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// A step failed (its text goes in the stream).
-    Step,
-    /// The client went away.
-    Cancelled,
-    /// berth itself failed.
-    Internal,
-}
-
 /// A build error, as the stream reports it (`code` only for a failing RUN).
 pub struct BuildError {
     pub message: String,
     pub code: i64,
-    pub kind: Failure,
     /// The failed RUN's container, for the rm/forcerm rules.
     container: Option<RunContainer>,
 }
 
 impl std::fmt::Debug for BuildError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BuildError({:?}, {})", self.kind, self.message)
+        write!(f, "BuildError({})", self.message)
     }
 }
 
@@ -55,38 +44,22 @@ impl BuildError {
         BuildError {
             message: message.into(),
             code: 0,
-            kind: Failure::Step,
             container: None,
         }
     }
+    /// berth's own failure: logged, and its text streamed.
     pub fn internal(e: impl std::fmt::Display) -> BuildError {
-        BuildError {
-            message: e.to_string(),
-            code: 0,
-            kind: Failure::Internal,
-            container: None,
-        }
+        tracing::warn!(error = %e, "build failed");
+        BuildError::step(e.to_string())
     }
     pub fn engine(e: EngineError) -> BuildError {
-        let kind = if e.kind == ErrorKind::Internal {
-            Failure::Internal
-        } else {
-            Failure::Step
-        };
-        BuildError {
-            message: e.message,
-            code: 0,
-            kind,
-            container: None,
+        if e.kind == ErrorKind::Internal {
+            return BuildError::internal(e.message);
         }
+        BuildError::step(e.message)
     }
     pub fn cancelled() -> BuildError {
-        BuildError {
-            message: "Build cancelled".into(),
-            code: 0,
-            kind: Failure::Cancelled,
-            container: None,
-        }
+        BuildError::step("Build cancelled")
     }
 }
 
@@ -130,11 +103,6 @@ impl<'a> Output<'a> {
 
     pub fn stream(&mut self, text: &str) {
         self.message(json!({"stream": text}));
-    }
-
-    /// Raw progress messages of a pull (already JSON).
-    pub fn raw(&mut self, v: Value) {
-        self.message(v);
     }
 
     pub fn is_gone(&self) -> bool {
@@ -228,8 +196,7 @@ pub fn run(engine: &Engine, p: Prepared, out: &mut Output) -> Option<String> {
                 c.remove(out);
             } else {
                 // Kept, as Docker keeps the failed step's container without forcerm.
-                let mut c = c;
-                c.keep = true;
+                c.keep();
             }
         }
         e

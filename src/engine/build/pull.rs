@@ -69,7 +69,7 @@ pub fn pull(
     while let Some(chunk) = rx.blocking_recv() {
         for line in chunk.split(|b| *b == b'\n') {
             if let Ok(v) = serde_json::from_slice::<Value>(line) {
-                out.raw(v);
+                out.message(v);
             }
         }
     }

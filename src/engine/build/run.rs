@@ -14,7 +14,7 @@ use super::{BuildError, BuildRequest, Output};
 pub struct RunContainer {
     pub id: String,
     engine: Engine,
-    pub keep: bool,
+    keep: bool,
 }
 
 impl Drop for RunContainer {
@@ -26,6 +26,11 @@ impl Drop for RunContainer {
 }
 
 impl RunContainer {
+    /// Leave the container in place (`rm=0`, or a failed step without `forcerm`).
+    pub fn keep(mut self) {
+        self.keep = true;
+    }
+
     /// Remove now, printing Docker's line.
     pub fn remove(mut self, out: &mut Output) {
         self.keep = true;
@@ -130,7 +135,6 @@ pub fn run(
                 cmd.join(" ")
             ),
             code,
-            kind: super::Failure::Step,
             container: Some(container),
         });
     }

@@ -5,8 +5,8 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use serde_json::{Map, Value, json};
 
+use crate::engine::images::child::{Child, register_child};
 use crate::engine::images::upper_layer::stage_upper;
-use crate::engine::images::{LayerSource, register};
 use crate::engine::{Engine, EngineError, Result, Scratch};
 use crate::fstree::resolve;
 use crate::image::changes::instructions::{Command, parse_instruction};
@@ -15,11 +15,11 @@ use crate::image::changes::shell::process_word;
 use crate::image::changes::{dispatch, env_map};
 use crate::image::config::ImageConfig;
 use crate::image::reference;
-use crate::util::time::{now_nanos, rfc3339_nano};
 use crate::util::{go_quote, short_id};
 
 use super::args::BuildArgs;
 use super::copy::{self, CopyOptions};
+use super::download;
 use super::workspace::Workspace;
 use super::{BuildError, Output, Prepared, cache, run};
 
@@ -28,17 +28,13 @@ const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
 
 /// Read the Dockerfile from the context (inside its root).
 pub fn read_dockerfile(root: &OwnedFd, name: &str) -> Result<String> {
-    let open = |n: &str| resolve::open(root.as_fd(), n, nix::fcntl::OFlag::O_RDONLY);
-    let fd = match open(name) {
-        Ok(fd) => fd,
-        Err(_) if name == "Dockerfile" => open("dockerfile").map_err(|_| {
-            EngineError::internal(format!("Cannot locate specified Dockerfile: {name}"))
-        })?,
-        Err(_) => {
-            return Err(EngineError::internal(format!(
-                "Cannot locate specified Dockerfile: {name}"
-            )));
-        }
+    let missing = || EngineError::internal(format!("Cannot locate specified Dockerfile: {name}"));
+    // Only a regular file is read (a FIFO named Dockerfile must not hang the build).
+    let open = |n: &str| resolve::open_file(root.as_fd(), n).ok().flatten();
+    let (fd, _) = match open(name) {
+        Some(f) => f,
+        None if name == "Dockerfile" => open("dockerfile").ok_or_else(missing)?,
+        None => return Err(missing()),
     };
     let mut text = String::new();
     use std::io::Read;
@@ -152,13 +148,21 @@ pub struct Builder<'a> {
     context: OwnedFd,
 }
 
+/// The strings of a JSON string list (anything else counts as empty).
+fn str_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn shell_of(rc: &Map<String, Value>) -> Vec<String> {
-    match rc.get("Shell") {
-        Some(Value::Array(a)) if !a.is_empty() => a
-            .iter()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect(),
-        _ => vec!["/bin/sh".into(), "-c".into()],
+    match str_list(rc.get("Shell")) {
+        s if s.is_empty() => vec!["/bin/sh".into(), "-c".into()],
+        s => s,
     }
 }
 
@@ -298,23 +302,9 @@ impl<'a> Builder<'a> {
             ));
         }
         out.stream(&format!("Successfully built {}\n", short_id(&last_id)));
-        let tags = self.p.req.tags.clone();
-        let id = last_id.clone();
-        self.engine
-            .store()
-            .and_then(|mut s| {
-                s.write(|tx| {
-                    let now = now_nanos();
-                    for t in &tags {
-                        crate::store::images::set_ref(tx, &t.full(), &id, false, now)?;
-                        crate::store::images::set_last_tag(tx, &id, now)?;
-                        crate::engine::events::image_event(tx, "tag", &id, &t.familiar())?;
-                    }
-                    Ok(())
-                })
-            })
-            .map_err(BuildError::engine)?;
-        for t in &tags {
+        for t in &self.p.req.tags {
+            crate::engine::images::tag(self.engine, &last_id, &t.full(), "")
+                .map_err(BuildError::engine)?;
             out.stream(&format!("Successfully tagged {}\n", t.familiar()));
         }
         Ok(last_id)
@@ -449,13 +439,7 @@ impl<'a> Builder<'a> {
         }
         rc.insert("OpenStdin".into(), json!(false));
         rc.insert("StdinOnce".into(), json!(false));
-        let triggers: Vec<String> = rc
-            .remove("OnBuild")
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect();
+        let triggers = str_list(rc.remove("OnBuild").as_ref());
         let mut st = Stage {
             name: stage,
             image_id,
@@ -556,15 +540,7 @@ impl<'a> Builder<'a> {
                 self.metadata_commit(st, &format!("SHELL [{}]", n.args.join(" ")), out)
             }
             "workdir" => {
-                let cmd = parse_instruction(n)?;
-                let env = self.args.expansion_env();
-                dispatch(
-                    &mut st.run_config,
-                    cmd,
-                    self.p.escape,
-                    &env,
-                    &mut st.cmd_set,
-                )?;
+                self.apply(st, parse_instruction(n)?)?;
                 let wd = st
                     .run_config
                     .get("WorkingDir")
@@ -589,13 +565,7 @@ impl<'a> Builder<'a> {
                         words.join(" ")
                     ));
                 }
-                dispatch(
-                    &mut st.run_config,
-                    cmd,
-                    self.p.escape,
-                    &env,
-                    &mut st.cmd_set,
-                )?;
+                self.apply(st, cmd)?;
                 let comment = match comment {
                     Some(c) => c,
                     None => self.comment_after(st, n),
@@ -603,6 +573,19 @@ impl<'a> Builder<'a> {
                 self.metadata_commit(st, &comment, out)
             }
         }
+    }
+
+    /// Apply a config instruction with the stage's variables (ENV over build args).
+    fn apply(&self, st: &mut Stage, cmd: Command) -> std::result::Result<(), BuildError> {
+        let env = self.args.expansion_env();
+        dispatch(
+            &mut st.run_config,
+            cmd,
+            self.p.escape,
+            &env,
+            &mut st.cmd_set,
+        )?;
+        Ok(())
     }
 
     /// The history text of metadata instructions that is known before dispatch (ENV and
@@ -637,16 +620,7 @@ impl<'a> Builder<'a> {
 
     fn comment_after(&self, st: &Stage, n: &Node) -> String {
         let rc = &st.run_config;
-        let strs = |k: &str| -> Vec<String> {
-            rc.get(k)
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let strs = |k: &str| str_list(rc.get(k));
         let keys = |k: &str| -> Vec<String> {
             rc.get(k)
                 .and_then(Value::as_object)
@@ -660,15 +634,7 @@ impl<'a> Builder<'a> {
             "volume" => format!("VOLUME [{}]", keys("Volumes").join(" ")),
             "healthcheck" => {
                 let h = rc.get("Healthcheck").cloned().unwrap_or(Value::Null);
-                let test: Vec<String> = h
-                    .get("Test")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let test = str_list(h.get("Test"));
                 let d = |k: &str| go_duration(h.get(k).and_then(Value::as_i64).unwrap_or(0));
                 format!(
                     "HEALTHCHECK &{{Test:[{}] Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
@@ -694,8 +660,14 @@ impl<'a> Builder<'a> {
         if self.p.req.nocache || st.busted {
             return Ok(false);
         }
-        match cache::lookup(self.engine, &st.image_id, probe, &self.p.req.cache_from)
-            .map_err(BuildError::engine)?
+        match cache::lookup(
+            self.engine,
+            &st.image_id,
+            &st.image,
+            probe,
+            &self.p.req.cache_from,
+        )
+        .map_err(BuildError::engine)?
         {
             Some(id) => {
                 out.stream(" ---> Using cache\n");
@@ -742,66 +714,19 @@ impl<'a> Builder<'a> {
         container: &str,
     ) -> std::result::Result<(), BuildError> {
         let base = ImageConfig(st.image.clone());
-        let created = rfc3339_nano(now_nanos());
-        let mut diff_ids = base.diff_ids();
-        let mut sources: Vec<LayerSource> = diff_ids.iter().map(|_| LayerSource::Present).collect();
-        let mut h = Map::new();
-        h.insert("created".into(), json!(created));
-        if !st.author.is_empty() {
-            h.insert("author".into(), json!(st.author));
-        }
-        let created_by: Vec<String> = probe
-            .get("Cmd")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        h.insert("created_by".into(), json!(created_by.join(" ")));
-        match layer {
-            Some(l) => {
-                diff_ids.push(l.diff_id.clone());
-                sources.push(LayerSource::Staged(l));
-            }
-            None => {
-                h.insert("empty_layer".into(), json!(true));
-            }
-        }
-        let mut history = base.history();
-        history.push(Value::Object(h));
         let mut config = st.run_config.clone();
         config.insert("Image".into(), json!(st.image_id));
-        let mut image = Map::new();
-        let arch = match base.str_field("architecture") {
-            "" => crate::engine::images::import::arch().to_string(),
-            a => a.to_string(),
+        let child = Child {
+            parent_id: &st.image_id,
+            config: Value::Object(config),
+            created_by: str_list(probe.get("Cmd")).join(" "),
+            container_config: Value::Object(probe),
+            container,
+            author: &st.author,
+            comment: "",
         };
-        image.insert("architecture".into(), json!(arch));
-        if !st.author.is_empty() {
-            image.insert("author".into(), json!(st.author));
-        }
-        image.insert("config".into(), Value::Object(config));
-        image.insert("container".into(), json!(container));
-        image.insert("container_config".into(), Value::Object(probe));
-        image.insert("created".into(), json!(created));
-        image.insert(
-            "docker_version".into(),
-            json!(concat!("berth-", env!("CARGO_PKG_VERSION"))),
-        );
-        image.insert("history".into(), Value::Array(history));
-        image.insert("os".into(), json!("linux"));
-        if !st.image_id.is_empty() {
-            image.insert("parent".into(), json!(st.image_id));
-        }
-        image.insert(
-            "rootfs".into(),
-            json!({"type": "layers", "diff_ids": diff_ids}),
-        );
-        let image = Value::Object(image);
-        let bytes = serde_json::to_vec(&image).map_err(BuildError::internal)?;
-        let reg = register(self.engine, &bytes, sources, &[], "").map_err(BuildError::engine)?;
+        let (reg, image) =
+            register_child(self.engine, &base, child, layer).map_err(BuildError::engine)?;
         st.image_id = reg.id;
         st.image = image;
         Ok(())
@@ -942,16 +867,7 @@ impl<'a> Builder<'a> {
         if self.probe(st, &probe, out)? {
             return Ok(());
         }
-        let mut env: Vec<String> = st
-            .run_config
-            .get("Env")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut env = str_list(st.run_config.get("Env"));
         env.extend(kv);
         let container = run::run(
             self.engine,
@@ -980,8 +896,7 @@ impl<'a> Builder<'a> {
         if self.p.req.rm {
             container.remove(out);
         } else {
-            let mut c = container;
-            c.keep = true;
+            container.keep();
         }
         Ok(())
     }
@@ -1084,6 +999,13 @@ impl<'a> Builder<'a> {
         // Sources (after wildcards), heredocs, URLs.
         let mut sources = Vec::new();
         let mut heredocs = Vec::new();
+        let downloads = self
+            .scratch
+            .dir
+            .join(format!("downloads-{}", &crate::util::random_id()[..12]));
+        std::fs::create_dir_all(&downloads).map_err(BuildError::internal)?;
+        let dl_root = resolve::open_root(&downloads).map_err(BuildError::internal)?;
+        let mut url_names: Vec<bool> = Vec::new();
         for raw in &n.args[..n.args.len() - 1] {
             if let Some(h) = heredoc_markers(raw)
                 .first()
@@ -1100,14 +1022,24 @@ impl<'a> Builder<'a> {
             }
             let s = self.word(st, raw)?;
             if s.starts_with("http://") || s.starts_with("https://") {
-                if is_add {
+                if !is_add {
                     return Err(BuildError::step(
-                        "berth's builder cannot ADD from a URL yet",
+                        "COPY failed: source can't be a URL for COPY",
                     ));
                 }
-                return Err(BuildError::step(
-                    "COPY failed: source can't be a URL for COPY",
-                ));
+                let got = download::fetch(&s, &downloads, sources.len())?;
+                if got.name.is_none() && raw_dest.ends_with('/') {
+                    return Err(BuildError::step(format!(
+                        "ADD failed: cannot determine filename for source {s}"
+                    )));
+                }
+                url_names.push(got.name.is_some());
+                sources.push(copy::Source {
+                    path: got.path,
+                    is_dir: false,
+                    downloaded: true,
+                });
+                continue;
             }
             sources.extend(copy::expand_source(
                 src_root.as_fd(),
@@ -1127,8 +1059,15 @@ impl<'a> Builder<'a> {
             ));
         }
         let mut hashes = Vec::new();
+        let root_of = |s: &copy::Source| {
+            if s.downloaded {
+                dl_root.as_fd()
+            } else {
+                src_root.as_fd()
+            }
+        };
         for s in &sources {
-            hashes.push(copy::hash_source(src_root.as_fd(), s)?);
+            hashes.push(copy::hash_source(root_of(s), s)?);
         }
         for (name, content) in &heredocs {
             use sha2::Digest;
@@ -1190,9 +1129,16 @@ impl<'a> Builder<'a> {
         };
         let dest_exists_dir =
             resolve::stat(to.as_fd(), &dest).is_ok_and(|s| resolve::kind(&s) == libc::S_IFDIR);
+        let mut urls = url_names.iter();
         for s in &sources {
-            let dest_is_dir = dest.ends_with('/') || dest_exists_dir;
-            copy::copy_source(src_root.as_fd(), s, to.as_fd(), &dest, dest_is_dir, &opts)?;
+            // A URL that names no file is copied as the destination itself.
+            let named = if s.downloaded {
+                *urls.next().unwrap_or(&true)
+            } else {
+                true
+            };
+            let dest_is_dir = named && (dest.ends_with('/') || dest_exists_dir);
+            copy::copy_source(root_of(s), s, to.as_fd(), &dest, dest_is_dir, &opts)?;
         }
         for (name, content) in &heredocs {
             copy::write_heredoc(

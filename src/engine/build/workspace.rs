@@ -48,17 +48,20 @@ impl Workspace {
         if lower.is_empty() {
             lower.push(empty.display().to_string());
         }
+        // The whole change must be in the upper dir as plain files (no redirects, no
+        // metadata-only copies), since it becomes a layer tar.
         let data = format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
             lower.join(":"),
             upper.display(),
             work.display()
         );
+        // berth itself reads and writes here: no device node or set-id file takes effect.
         mount(
             Some("overlay"),
             &merged,
             Some("overlay"),
-            MsFlags::empty(),
+            MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
             Some(data.as_str()),
         )
         .map_err(|e| EngineError::internal(format!("mounting the build step's root: {e}")))?;

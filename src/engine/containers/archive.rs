@@ -22,8 +22,9 @@ use crate::fstree::{TreeError, clean_abs, split_last};
 use crate::store::containers::ContainerRow;
 use crate::util::time::rfc3339_nano;
 
+use super::rootfs::AccessMount;
 use super::state::{ContainerStatus, State};
-use super::{ContainerLock, Engine, EngineError, Result, inspect, ops, rootfs};
+use super::{Engine, EngineError, Result, inspect, ops, rootfs};
 
 /// A container's filesystem as `docker cp` sees it; unmounts what it mounted when dropped.
 pub struct View {
@@ -35,17 +36,8 @@ pub struct View {
     mounts: Vec<(String, bool)>,
     readonly_rootfs: bool,
     running_root: Option<PathBuf>,
-    unmount: bool,
     engine: Engine,
-    _lock: Option<ContainerLock>,
-}
-
-impl Drop for View {
-    fn drop(&mut self) {
-        if self.unmount {
-            let _ = rootfs::teardown(&self.engine, &self.row.id);
-        }
-    }
+    _mount: Option<AccessMount>,
 }
 
 fn not_found(path: &str, name: &str) -> EngineError {
@@ -65,12 +57,9 @@ fn tree_error(e: TreeError, path: &str, name: &str) -> EngineError {
 }
 
 impl View {
-    /// Open the view of container `name` (held locked while stopped, so it is not started or
-    /// removed underneath).
+    /// Open the view of container `name`.
     pub fn open(engine: &Engine, name: &str) -> Result<View> {
-        let (row, _) = ops::load(engine, name)?;
-        let lock = engine.lock_container(&row.id)?;
-        let (_, state) = ops::load(engine, &row.id)?;
+        let (row, state) = ops::load(engine, name)?;
         let hc = row.host_config();
         let points = inspect::mount_points(engine, &row.id, &hc)?;
         let mounts: Vec<(String, bool)> = points
@@ -83,10 +72,7 @@ impl View {
             })
             .collect();
         let readonly_rootfs = hc.readonly_rootfs;
-        if let Some(proc_root) = running_root(&state) {
-            let root = open_root(&proc_root).map_err(EngineError::internal_cause)?;
-            // The running container's lock is not needed: its mounts are its own.
-            drop(lock);
+        if let Some((proc_root, root)) = running_root(engine, &row.id, &state) {
             return Ok(View {
                 row,
                 root,
@@ -94,13 +80,12 @@ impl View {
                 mounts,
                 readonly_rootfs,
                 running_root: Some(proc_root),
-                unmount: false,
                 engine: engine.clone(),
-                _lock: None,
+                _mount: None,
             });
         }
-        let was_mounted = rootfs::is_mounted(&rootfs::merged(engine, &row.id));
-        let merged = rootfs::setup(engine, &row.id, &row.image_id)?;
+        // Stopped (or starting meanwhile: its root is then this same mount).
+        let (merged, mount) = AccessMount::mount(engine, &row.id, &row.image_id)?;
         let root = open_root(&merged).map_err(EngineError::internal_cause)?;
         let mut binds = Vec::new();
         for m in &points {
@@ -110,7 +95,7 @@ impl View {
             if src.is_empty() || m["Type"] == "tmpfs" {
                 continue;
             }
-            // A source that is a file (a bound file) is reached through its folder.
+            // A bound file (not a folder) is not mapped: its path is looked up in the root.
             if let Ok(fd) = open_root(std::path::Path::new(src)) {
                 binds.push((clean_abs(dest), fd, m["RW"].as_bool().unwrap_or(true)));
             }
@@ -123,14 +108,39 @@ impl View {
             mounts,
             readonly_rootfs,
             running_root: None,
-            unmount: !was_mounted,
             engine: engine.clone(),
-            _lock: Some(lock),
+            _mount: Some(mount),
         })
     }
 
-    /// The root a clean container path lives in, and the path inside that root.
+    /// The root a clean container path lives in, and the path inside that root. For a
+    /// stopped container the path's folders are resolved first (symlinks inside the container,
+    /// as it would see them), so a link into a volume reaches the volume; the last component
+    /// is left as is.
     fn locate(&self, clean: &str) -> (BorrowedFd<'_>, String) {
+        if self.binds.is_empty() {
+            return (self.root.as_fd(), clean.to_string());
+        }
+        let resolved = match split_last(clean) {
+            (parent, Some(name)) => {
+                let p = self.link_target(parent);
+                format!("{}/{name}", p.trim_end_matches('/'))
+            }
+            (_, None) => clean.to_string(),
+        };
+        self.locate_resolved(&resolved)
+    }
+
+    /// `locate` with the last component followed too (Docker's `EvalSymlinks`).
+    fn locate_full(&self, clean: &str) -> (BorrowedFd<'_>, String) {
+        if self.binds.is_empty() {
+            return (self.root.as_fd(), clean.to_string());
+        }
+        self.locate_resolved(&self.link_target(clean))
+    }
+
+    /// `locate` for a path whose folders are already resolved.
+    fn locate_resolved(&self, clean: &str) -> (BorrowedFd<'_>, String) {
         for (dest, fd, _) in &self.binds {
             if clean == dest {
                 return (fd.as_fd(), "/".to_string());
@@ -154,15 +164,16 @@ impl View {
     /// `lstat` with Docker's trailing-slash rule: `/x/` and `/x/.` follow `x`.
     fn stat_raw(&self, raw: &str) -> std::result::Result<FileStat, TreeError> {
         let clean = clean_abs(raw);
-        let (root, inner) = self.locate(&clean);
         let follow = raw.ends_with('/') || raw.ends_with("/.") || raw == ".";
         if follow {
+            let (root, inner) = self.locate_full(&clean);
             let st = resolve::stat(root, &inner)?;
             if kind(&st) != libc::S_IFDIR {
                 return Err(TreeError::NotDir(raw.to_string()));
             }
             Ok(st)
         } else {
+            let (root, inner) = self.locate(&clean);
             resolve::lstat(root, &inner)
         }
     }
@@ -192,7 +203,7 @@ impl View {
                     .join("/")
                     .trim_start_matches('/')
             );
-            let (root, inner) = self.locate(&candidate);
+            let (root, inner) = self.locate_resolved(&candidate);
             match resolve::lstat(root, &inner) {
                 Ok(st) if kind(&st) == libc::S_IFLNK && hops < 255 => {
                     hops += 1;
@@ -224,7 +235,11 @@ impl View {
             "name": go_base(raw),
             "size": st.st_size,
             "mode": go_file_mode(&st),
-            "mtime": rfc3339_nano(st.st_mtime * 1_000_000_000 + st.st_mtime_nsec),
+            "mtime": rfc3339_nano(
+                st.st_mtime
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(st.st_mtime_nsec)
+            ),
             "linkTarget": link,
         });
         Ok(base64::engine::general_purpose::STANDARD.encode(stat.to_string()))
@@ -238,8 +253,8 @@ impl View {
         let base = go_base(raw);
         let mut t = TreeTar::new(out);
         let opts = OutOptions::default();
-        let (root, inner) = self.locate(&clean);
         if kind(&st) == libc::S_IFDIR {
+            let (root, inner) = self.locate_full(&clean);
             let dir = resolve::open_dir(root, &inner).map_err(err)?;
             let name = match base.as_str() {
                 "/" => "/".to_string(),
@@ -248,6 +263,7 @@ impl View {
             };
             t.dir_entry(dir.as_fd(), &name, &opts).map_err(err)?;
         } else {
+            let (root, inner) = self.locate(&clean);
             match resolve::parent_of(root, &inner).map_err(err)? {
                 Some((dir, name)) => t
                     .entry(dir.as_fd(), OsStr::new(&name), &base, &opts)
@@ -288,13 +304,14 @@ impl View {
         copy_uid_gid: bool,
     ) -> Result<()> {
         let clean = clean_abs(raw);
-        let (root, inner) = self.locate(&clean);
+        let (root, inner) = self.locate_full(&clean);
         let dir = resolve::open(root, &inner, nix::fcntl::OFlag::O_PATH)
             .map_err(|e| tree_error(e, raw, &self.row.name))?;
         if !resolve::is_dir(&dir) {
             return Err(EngineError::invalid("extraction point is not a directory"));
         }
-        self.check_writable(&clean)?;
+        // Docker checks the resolved extraction point (a link to a read-only volume counts).
+        self.check_writable(&self.link_target(&clean))?;
         let chown = if copy_uid_gid && !self.row.config().user.is_empty() {
             let user = self.row.config().user;
             let (uid, gid, _) = crate::runtime::user::resolve_user(&self.root_path(), &user, &[])
@@ -320,12 +337,18 @@ impl View {
     }
 }
 
-fn running_root(state: &State) -> Option<PathBuf> {
+/// The running container's root as its init process sees it, opened; `None` unless it is
+/// this container's: a pid reused by another process (its root is the host's `/`) must not
+/// be written through, so the root must be the container's own mounted overlay.
+fn running_root(engine: &Engine, id: &str, state: &State) -> Option<(PathBuf, OwnedFd)> {
     if state.status != ContainerStatus::Running || state.pid <= 0 {
         return None;
     }
     let p = PathBuf::from(format!("/proc/{}/root", state.pid));
-    p.exists().then_some(p)
+    let fd = open_root(&p).ok()?;
+    let here = nix::sys::stat::fstat(&fd).ok()?;
+    let merged = nix::sys::stat::stat(&rootfs::merged(engine, id)).ok()?;
+    (here.st_dev == merged.st_dev && here.st_ino == merged.st_ino).then_some((p, fd))
 }
 
 /// Go's `filepath.Base`.
@@ -382,34 +405,19 @@ pub fn event(engine: &Engine, row: &ContainerRow, action: &str, path: Option<&st
 /// no volumes) as a tar.
 pub struct Export {
     root: OwnedFd,
-    unmount: bool,
-    engine: Engine,
     pub row: ContainerRow,
-    _lock: Option<ContainerLock>,
-}
-
-impl Drop for Export {
-    fn drop(&mut self) {
-        if self.unmount {
-            let _ = rootfs::teardown(&self.engine, &self.row.id);
-        }
-    }
+    _mount: AccessMount,
 }
 
 impl Export {
     pub fn open(engine: &Engine, name: &str) -> Result<Export> {
         let (row, _) = ops::load(engine, name)?;
-        let lock = engine.lock_container(&row.id)?;
-        let merged = rootfs::merged(engine, &row.id);
-        let was_mounted = rootfs::is_mounted(&merged);
-        rootfs::setup(engine, &row.id, &row.image_id)?;
+        let (merged, mount) = AccessMount::mount(engine, &row.id, &row.image_id)?;
         let root = open_root(&merged).map_err(EngineError::internal_cause)?;
         Ok(Export {
             root,
-            unmount: !was_mounted,
-            engine: engine.clone(),
             row,
-            _lock: Some(lock),
+            _mount: mount,
         })
     }
 

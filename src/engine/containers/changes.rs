@@ -89,6 +89,11 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     fn dir(&mut self, dir: BorrowedFd, prefix: &str) -> crate::fstree::Result<()> {
+        if prefix.matches('/').count() >= crate::fstree::tar_out::MAX_DEPTH {
+            return Err(crate::fstree::TreeError::Archive(format!(
+                "{prefix}: too many nested directories"
+            )));
+        }
         let fd = resolve::reopen(
             dir,
             nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
@@ -104,7 +109,8 @@ impl Walk<'_> {
                     name.as_os_str(),
                     nix::fcntl::OFlag::O_PATH
                         | nix::fcntl::OFlag::O_NOFOLLOW
-                        | nix::fcntl::OFlag::O_DIRECTORY,
+                        | nix::fcntl::OFlag::O_DIRECTORY
+                        | nix::fcntl::OFlag::O_CLOEXEC,
                     nix::sys::stat::Mode::empty(),
                 )
                 .map_err(|e| crate::fstree::TreeError::io(&path, e))?;
@@ -136,7 +142,8 @@ impl Walk<'_> {
                     name,
                     nix::fcntl::OFlag::O_RDONLY
                         | nix::fcntl::OFlag::O_DIRECTORY
-                        | nix::fcntl::OFlag::O_NOFOLLOW,
+                        | nix::fcntl::OFlag::O_NOFOLLOW
+                        | nix::fcntl::OFlag::O_CLOEXEC,
                     nix::sys::stat::Mode::empty(),
                 );
                 fd.is_ok_and(|fd| is_opaque(fd.as_fd()))

@@ -8,12 +8,12 @@ use crate::image::changes::apply_changes;
 use crate::image::config::ImageConfig;
 use crate::model::Config;
 use crate::store::images as image_rows;
-use crate::util::time::{now_nanos, rfc3339_nano};
 
 use super::create::merge;
 use super::{Engine, EngineError, Result, inspect, ops, resolve};
+use crate::engine::images::child::{Child, register_child};
+use crate::engine::images::repo_tag_reference;
 use crate::engine::images::upper_layer::stage_upper;
-use crate::engine::images::{LayerSource, register, repo_tag_reference};
 
 pub struct CommitRequest {
     pub container: String,
@@ -78,68 +78,20 @@ pub fn commit(engine: &Engine, req: CommitRequest) -> Result<String> {
         Some(p) => ImageConfig::parse(&p.config).map_err(EngineError::internal_cause)?,
         None => ImageConfig(json!({})),
     };
-    let created = rfc3339_nano(now_nanos());
-    let mut diff_ids = base.diff_ids();
-    let mut history = base.history();
-    let created_by = container_config.cmd.clone().unwrap_or_default().join(" ");
-    let mut h = Map::new();
-    h.insert("created".into(), json!(created));
-    if !req.author.is_empty() {
-        h.insert("author".into(), json!(req.author));
-    }
-    h.insert("created_by".into(), json!(created_by));
-    if !req.comment.is_empty() {
-        h.insert("comment".into(), json!(req.comment));
-    }
-    let mut sources: Vec<LayerSource> = diff_ids.iter().map(|_| LayerSource::Present).collect();
-    match layer {
-        Some(l) => {
-            diff_ids.push(l.diff_id.clone());
-            sources.push(LayerSource::Staged(l));
-        }
-        None => {
-            h.insert("empty_layer".into(), json!(true));
-        }
-    }
-    history.push(Value::Object(h));
-    let arch = match base.str_field("architecture") {
-        "" => crate::engine::images::import::arch().to_string(),
-        a => a.to_string(),
+    let child = Child {
+        parent_id: if parent.is_some() { &row.image_id } else { "" },
+        config: serde_json::to_value(&config).map_err(EngineError::internal_cause)?,
+        container_config: serde_json::to_value(&container_config)
+            .map_err(EngineError::internal_cause)?,
+        container: &row.id,
+        author: &req.author,
+        comment: &req.comment,
+        created_by: container_config.cmd.clone().unwrap_or_default().join(" "),
     };
-    let mut image = Map::new();
-    image.insert("architecture".into(), json!(arch));
-    if !req.author.is_empty() {
-        image.insert("author".into(), json!(req.author));
+    let (reg, _) = register_child(engine, &base, child, layer)?;
+    if let Some(t) = &tag {
+        crate::engine::images::tag(engine, &reg.id, &t.full(), "")?;
     }
-    if !req.comment.is_empty() {
-        image.insert("comment".into(), json!(req.comment));
-    }
-    image.insert(
-        "config".into(),
-        serde_json::to_value(&config).map_err(EngineError::internal_cause)?,
-    );
-    image.insert("container".into(), json!(row.id));
-    image.insert(
-        "container_config".into(),
-        serde_json::to_value(&container_config).map_err(EngineError::internal_cause)?,
-    );
-    image.insert("created".into(), json!(created));
-    image.insert(
-        "docker_version".into(),
-        json!(concat!("berth-", env!("CARGO_PKG_VERSION"))),
-    );
-    image.insert("history".into(), Value::Array(history));
-    image.insert("os".into(), json!("linux"));
-    if parent.is_some() {
-        image.insert("parent".into(), json!(row.image_id));
-    }
-    image.insert(
-        "rootfs".into(),
-        json!({"type": "layers", "diff_ids": diff_ids}),
-    );
-    let bytes = serde_json::to_vec(&Value::Object(image)).map_err(EngineError::internal_cause)?;
-    let tags: Vec<_> = tag.iter().cloned().collect();
-    let reg = register(engine, &bytes, sources, &tags, "commit")?;
     let image_ref = tag.map(|t| t.familiar()).unwrap_or_default();
     let mut extra = Map::new();
     extra.insert("comment".into(), json!(req.comment));

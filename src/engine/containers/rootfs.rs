@@ -46,14 +46,14 @@ pub fn setup(engine: &Engine, id: &str, image_id: &str) -> Result<PathBuf> {
         let empty = dir.join("empty");
         std::fs::create_dir_all(&empty)?;
         format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
             empty.display(),
             dir.join("diff").display(),
             dir.join("work").display()
         )
     } else {
         format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
             lower.join(":"),
             dir.join("diff").display(),
             dir.join("work").display()
@@ -103,4 +103,47 @@ pub fn upper_size(engine: &Engine, id: &str) -> u64 {
         }
     }
     walk(&engine.paths().container_dir(id).join("diff"))
+}
+
+/// The root of a container that is not running, mounted for a copy, export or diff. The
+/// container lock is held only while mounting and unmounting, never while a client reads or
+/// writes (a client that goes quiet must not block `docker start` or `docker rm`); the root is
+/// unmounted at the end only if this mounted it and the container has not started meanwhile.
+pub struct AccessMount {
+    engine: Engine,
+    id: String,
+    mounted_here: bool,
+}
+
+impl AccessMount {
+    pub fn mount(engine: &Engine, id: &str, image_id: &str) -> Result<(PathBuf, AccessMount)> {
+        let _lock = engine.lock_container(id)?;
+        let was_mounted = is_mounted(&merged(engine, id));
+        let path = setup(engine, id, image_id)?;
+        Ok((
+            path,
+            AccessMount {
+                engine: engine.clone(),
+                id: id.to_string(),
+                mounted_here: !was_mounted,
+            },
+        ))
+    }
+}
+
+impl Drop for AccessMount {
+    fn drop(&mut self) {
+        if !self.mounted_here {
+            return;
+        }
+        let Ok(_lock) = self.engine.lock_container(&self.id) else {
+            return;
+        };
+        let running = super::ops::load(&self.engine, &self.id)
+            .map(|(_, s)| s.is_running())
+            .unwrap_or(false);
+        if !running {
+            let _ = teardown(&self.engine, &self.id);
+        }
+    }
 }

@@ -14,6 +14,7 @@ use crate::util::time::{now_nanos, rfc3339_nano};
 use crate::util::{digest_hex, short_id, time::parse_query_time};
 
 pub mod archive;
+pub mod child;
 pub mod import;
 pub mod layers;
 pub mod pull;
