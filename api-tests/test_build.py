@@ -419,3 +419,19 @@ def test_add_from_url(engine, tmp_path):
         engine.docker("rmi", tag)
     finally:
         srv.shutdown()
+
+
+def test_dockerignore_drops_the_dockerfile_docker_py_sends(client, tmp_path):
+    # docker-py sends a Dockerfile from outside the context as `.dockerfile.<hex>`, with a
+    # `.dockerignore` naming it: the daemon removes both from the context (moby's rule).
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "file.txt").write_text("hello")
+    (ctx / ".dockerignore").write_text(".dockerignore\n")
+    df = tmp_path / "elsewhere" / "Dockerfile"
+    df.parent.mkdir()
+    df.write_text("FROM busybox\nCOPY . /src\nWORKDIR /src\n")
+    img, _ = client.images.build(path=str(ctx), dockerfile=str(df), network_mode="none")
+    out = client.containers.run(img.id, ["ls", "-a"], remove=True, network_mode="none")
+    assert out.split() == [b".", b"..", b"file.txt"]
+    client.images.remove(img.id)

@@ -83,3 +83,19 @@ def test_compose_up_reach_down(engine, tmp_path):
     assert f"{project}_default" not in out.split()
     _, out, _ = engine.docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}")
     assert out.split() == []
+
+
+@pytest.mark.skipif(COMPOSE is None, reason="docker-compose 1.29 is not installed (.ci/run installs it)")
+def test_compose_build(engine, tmp_path):
+    work = tmp_path / "cbuild"
+    work.mkdir()
+    (work / "Dockerfile").write_text('FROM busybox\nRUN echo built-by-compose > /msg\nCMD ["cat", "/msg"]\n')
+    (work / "docker-compose.yml").write_text(
+        'version: "3"\nservices:\n  app:\n    build: .\n    network_mode: none\n')
+    p = compose(engine, work, "-p", "cbuild", "build")
+    assert "Successfully tagged cbuild_app:latest" in p.stdout + p.stderr
+    try:
+        p = compose(engine, work, "-p", "cbuild", "run", "--rm", "app")
+        assert p.stdout.strip().endswith("built-by-compose")
+    finally:
+        compose(engine, work, "-p", "cbuild", "down", "--rmi", "local", check=False)

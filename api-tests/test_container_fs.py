@@ -278,3 +278,19 @@ def test_special_files_are_archived_not_opened(engine, running):
     r = engine.api("PUT", f"/containers/{running}/archive?path=/sp", body=dev.getvalue())
     assert r.status == 200, r.body
     assert sh(engine, running, "test -c /sp/null2 && echo chr") == "chr\n"
+
+
+def test_cp_archive_mode_takes_the_container_user(engine, tmp_path):
+    c = name("cpuser")
+    engine.docker("run", "-d", "--network", "none", "--user", "1234:2345", "--name", c, "busybox", "sleep", "300")
+    try:
+        f = tmp_path / "owned.txt"
+        f.write_text("x")
+        os.chown(f, 4321, 4321)
+        engine.docker("cp", "-a", str(f), f"{c}:/tmp/")
+        engine.docker("cp", str(f), f"{c}:/tmp/plain.txt")
+        _, out, _ = engine.docker("exec", c, "stat", "-c", "%u:%g", "/tmp/owned.txt", "/tmp/plain.txt")
+        # -a: the container's user; without it the archive's owner (as Docker does).
+        assert out.split() == ["1234:2345", "4321:4321"]
+    finally:
+        engine.docker("rm", "-f", c, check=False)

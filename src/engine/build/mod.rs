@@ -7,6 +7,7 @@ mod args;
 mod cache;
 mod copy;
 mod download;
+mod ignore;
 mod pull;
 mod request;
 mod run;
@@ -177,6 +178,7 @@ pub fn prepare(
         e => EngineError::invalid(e.to_string()),
     })?;
     step::check_instructions(&nodes)?;
+    ignore::remove_ignored(std::os::fd::AsFd::as_fd(&root), &req.dockerfile);
     let prepared = Prepared {
         req,
         context: scratch,
