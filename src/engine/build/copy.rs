@@ -67,38 +67,46 @@ fn tokens(pat: &[char]) -> Option<Vec<Tok>> {
                 out.push(Tok::Lit(pat[i]));
             }
             '[' => {
-                i += 1;
-                let negate = matches!(pat.get(i), Some('^') | Some('!'));
-                if negate {
-                    i += 1;
-                }
-                let mut ranges = Vec::new();
-                let mut first = true;
-                while i < pat.len() && (first || pat[i] != ']') {
-                    first = false;
-                    let mut lo = pat[i];
-                    if lo == '\\' && i + 1 < pat.len() {
-                        i += 1;
-                        lo = pat[i];
-                    }
-                    let mut hi = lo;
-                    if pat.get(i + 1) == Some(&'-') && pat.get(i + 2).is_some_and(|c| *c != ']') {
-                        hi = pat[i + 2];
-                        i += 2;
-                    }
-                    ranges.push((lo, hi));
-                    i += 1;
-                }
-                if i >= pat.len() {
-                    return None; // unterminated class: Go's ErrBadPattern, no match
-                }
+                let (ranges, negate, end) = parse_class(pat, i + 1)?;
                 out.push(Tok::Class(ranges, negate));
+                i = end;
             }
             c => out.push(Tok::Lit(c)),
         }
         i += 1;
     }
     Some(out)
+}
+
+/// The character ranges of a `[...]` class.
+pub(super) type Ranges = Vec<(char, char)>;
+
+/// A `[...]` class starting after its `[` at `start`: its ranges, whether it is negated
+/// (`^` or `!`), and the index of its `]`; `None` when it is not closed.
+pub(super) fn parse_class(pat: &[char], start: usize) -> Option<(Ranges, bool, usize)> {
+    let mut i = start;
+    let negate = matches!(pat.get(i), Some('^') | Some('!'));
+    if negate {
+        i += 1;
+    }
+    let mut ranges = Vec::new();
+    let mut first = true;
+    while i < pat.len() && (first || pat[i] != ']') {
+        first = false;
+        let mut lo = pat[i];
+        if lo == '\\' && i + 1 < pat.len() {
+            i += 1;
+            lo = pat[i];
+        }
+        let mut hi = lo;
+        if pat.get(i + 1) == Some(&'-') && pat.get(i + 2).is_some_and(|c| *c != ']') {
+            hi = pat[i + 2];
+            i += 2;
+        }
+        ranges.push((lo, hi));
+        i += 1;
+    }
+    (i < pat.len()).then_some((ranges, negate, i))
 }
 
 fn one(t: &Tok, c: char) -> bool {

@@ -63,33 +63,13 @@ fn compile(p: &str) -> Vec<Tok> {
                 i += 1;
                 out.push(Tok::Lit(chars[i]));
             }
-            '[' => {
-                let mut j = i + 1;
-                let negate = matches!(chars.get(j), Some('^') | Some('!'));
-                if negate {
-                    j += 1;
-                }
-                let mut ranges = Vec::new();
-                let mut first = true;
-                while j < chars.len() && (first || chars[j] != ']') {
-                    first = false;
-                    let lo = chars[j];
-                    let mut hi = lo;
-                    if chars.get(j + 1) == Some(&'-') && chars.get(j + 2).is_some_and(|c| *c != ']')
-                    {
-                        hi = chars[j + 2];
-                        j += 2;
-                    }
-                    ranges.push((lo, hi));
-                    j += 1;
-                }
-                if j >= chars.len() {
-                    out.push(Tok::Lit('['));
-                } else {
+            '[' => match super::copy::parse_class(&chars, i + 1) {
+                Some((ranges, negate, end)) => {
                     out.push(Tok::Class(ranges, negate));
-                    i = j;
+                    i = end;
                 }
-            }
+                None => out.push(Tok::Lit('[')),
+            },
             c => out.push(Tok::Lit(c)),
         }
         i += 1;
