@@ -5,6 +5,7 @@
 //! which works on the `store` (SQLite + files) and the `image` layer store.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub(crate) mod fstree;

@@ -59,6 +59,22 @@ enum Command {
         #[command(flatten)]
         roots: Roots,
     },
+    /// Pods: containers sharing one network namespace (a client of berth's socket).
+    Pod {
+        /// unix:///path of berth's socket (default: DOCKER_HOST, else /run/berth.sock).
+        #[arg(long, short = 'H', global = true)]
+        host: Option<String>,
+        #[command(subcommand)]
+        what: berth::cli::PodCommand,
+    },
+    /// Kubernetes YAML: generate it from pods, play it into pods.
+    Kube {
+        /// unix:///path of berth's socket (default: DOCKER_HOST, else /run/berth.sock).
+        #[arg(long, short = 'H', global = true)]
+        host: Option<String>,
+        #[command(subcommand)]
+        what: berth::cli::KubeCommand,
+    },
     #[command(flatten)]
     Chore(chores::Chore),
     /// Chores other berth processes ask for; not for people.
@@ -129,6 +145,8 @@ fn main() -> anyhow::Result<()> {
             served?;
             Ok(())
         }
+        Command::Pod { host, what } => berth::cli::pod(host.as_deref(), what),
+        Command::Kube { host, what } => berth::cli::kube(host.as_deref(), what),
         Command::Chore(chore) => chores::run(chore),
         Command::Internal {
             what: Internal::Chore(chore),

@@ -136,6 +136,15 @@ impl Query {
         }))
     }
 
+    /// A query made of these pairs (handlers that rename a client's parameters).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Query {
+        Query(pairs)
+    }
+
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     /// First value of `k` (Go `Form.Get`).
     pub fn get(&self, k: &str) -> Option<&str> {
         self.0

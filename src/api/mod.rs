@@ -10,6 +10,7 @@ pub(crate) mod events;
 pub(crate) mod exec;
 pub(crate) mod images;
 pub(crate) mod json_body;
+pub(crate) mod libpod;
 pub(crate) mod login;
 pub(crate) mod networks;
 pub(crate) mod pull;
@@ -86,20 +87,44 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Answer one request.
-pub async fn handle(ctx: Ctx, req: Request<Incoming>) -> Resp {
+pub async fn handle(ctx: Ctx, mut req: Request<Incoming>) -> Resp {
     let raw_path = req.uri().path().to_string();
     let (version, path) = split_version(&raw_path);
     let path = percent_decode(path);
-    let mut resp = match check_version(version) {
+    let is_libpod = path.starts_with("/libpod/");
+    // libpod reads JSON bodies whatever their Content-Type, and podman sends none.
+    if is_libpod {
+        req.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    let checked = if is_libpod {
+        if libpod::version_ok(version) {
+            Ok(())
+        } else {
+            Err(ApiError::not_found("page not found"))
+        }
+    } else {
+        check_version(version)
+    };
+    let into_response = if is_libpod {
+        libpod::error_response
+    } else {
+        ApiError::into_response
+    };
+    let mut resp = match checked {
         Err(e) => {
             drain(req).await;
-            e.into_response()
+            into_response(e)
         }
-        Ok(()) => route(ctx, req, &path)
-            .await
-            .unwrap_or_else(ApiError::into_response),
+        Ok(()) => route(ctx, req, &path).await.unwrap_or_else(into_response),
     };
     let h = resp.headers_mut();
+    h.insert(
+        "Libpod-Api-Version",
+        HeaderValue::from_static(libpod::LIBPOD_API_VERSION),
+    );
     h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
     h.insert("Ostype", HeaderValue::from_static("linux"));
@@ -142,7 +167,7 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> ApiResult {
     };
     // moby's handlers start with `httputils.ParseForm`: a bad escape or a `;` is a 400 (the
     // ping handler reads no form).
-    let q = if h == H::Ping {
+    let q = if h == H::Ping || h == H::LpPing {
         Query::parse(req.uri().query())
     } else {
         match Query::parse_strict(req.uri().query()) {
@@ -240,6 +265,59 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> ApiResult {
             StatusCode::SERVICE_UNAVAILABLE,
             "This node is not part of a swarm",
         )).await),
+        H::LpPing => Ok(system::ping(method == "HEAD")),
+        H::LpPodCreate => libpod::pods::create(&ctx, req).await,
+        H::LpPodList => libpod::pods::list(&ctx, &q).await,
+        H::LpPodPrune => libpod::pods::prune(&ctx).await,
+        H::LpPodStats => libpod::pods::stats(&ctx, &q).await,
+        H::LpPodInspect => libpod::pods::inspect(&ctx, param).await,
+        H::LpPodExists => libpod::pods::exists(&ctx, param).await,
+        H::LpPodStart => libpod::pods::start(&ctx, param).await,
+        H::LpPodStop => libpod::pods::stop(&ctx, param, &q).await,
+        H::LpPodRestart => libpod::pods::restart(&ctx, param).await,
+        H::LpPodKill => libpod::pods::kill(&ctx, param, &q).await,
+        H::LpPodPause => libpod::pods::pause(&ctx, param, true).await,
+        H::LpPodUnpause => libpod::pods::pause(&ctx, param, false).await,
+        H::LpPodTop => libpod::pods::top(&ctx, param, &q).await,
+        H::LpPodDelete => libpod::pods::delete(&ctx, param, &q).await,
+        H::LpContainerCreate => libpod::containers::create(&ctx, req).await,
+        H::LpContainerList => libpod::containers::list(&ctx, &q).await,
+        H::LpContainerInspect => libpod::containers::inspect(&ctx, param).await,
+        H::LpContainerExists => libpod::containers::exists(&ctx, param).await,
+        H::LpContainerStart => containers::start(&ctx, param).await,
+        H::LpContainerStop => libpod::containers::stop(&ctx, param, &q).await,
+        H::LpContainerKill => containers::kill(&ctx, param, &q).await,
+        H::LpContainerRestart => {
+            containers::restart(&ctx, param, &libpod::containers::renamed(&q, "timeout", "t"))
+                .await
+        }
+        H::LpContainerPause => container_ops::pause(&ctx, param).await,
+        H::LpContainerUnpause => container_ops::unpause(&ctx, param).await,
+        H::LpContainerWait => libpod::containers::wait(&ctx, param, &q).await,
+        H::LpContainerAttach => attach::attach(&ctx, param, &q, req).await,
+        H::LpContainerResize => attach::resize(&ctx, param, &q).await,
+        H::LpContainerLogs => {
+            containers::logs(&ctx, param, &libpod::containers::docker_log_query(&q)).await
+        }
+        H::LpContainerTop => container_ops::top(&ctx, param, &q).await,
+        H::LpContainerDelete => libpod::containers::delete(&ctx, param, &q).await,
+        H::LpExecCreate => exec::create(&ctx, param, req).await,
+        H::LpExecStart => {
+            // podman reads an exec's output from the raw connection even without an upgrade:
+            // a close-delimited body (HTTP/1.0 framing) is that stream, unchunked.
+            let mut r = exec::start(&ctx, param, req).await?;
+            if r.status() == StatusCode::OK {
+                *r.version_mut() = hyper::Version::HTTP_10;
+            }
+            Ok(r)
+        }
+        H::LpExecResize => exec::resize(&ctx, param, &q).await,
+        H::LpExecInspect => exec::inspect(&ctx, param).await,
+        H::LpImagePull => libpod::pull(&ctx, &q, req).await,
+        H::LpImageExists => libpod::image_exists(&ctx, param).await,
+        H::LpGenerateKube => libpod::kube::generate(&ctx, &q).await,
+        H::LpPlayKube => libpod::kube::play(&ctx, &q, req).await,
+        H::LpPlayKubeDown => libpod::kube::down(&ctx, req).await,
         H::Swarm => Err(drain_then(req, ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",

@@ -10,6 +10,7 @@ pub(crate) mod events;
 pub(crate) mod images;
 pub(crate) mod meta;
 pub(crate) mod networks;
+pub(crate) mod pods;
 pub mod private;
 mod schema;
 pub(crate) mod volumes;

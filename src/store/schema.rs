@@ -194,6 +194,24 @@ const MIGRATIONS: &[&str] = &[
         WHERE n.name = 'bridge'
           AND COALESCE(json_extract(c.host_config, '$.NetworkMode'), '') IN ('', 'default', 'bridge');
     "#,
+    // 8: pods (Podman's): containers sharing the namespaces of one infra container. `config` is
+    // the pod's own settings as JSON (labels, hostname, shared namespaces, ports, ...); members
+    // go with their container, the pod row only by an explicit removal.
+    r#"
+    CREATE TABLE pods (
+        id       TEXT PRIMARY KEY,
+        name     TEXT NOT NULL UNIQUE,
+        created  INTEGER NOT NULL,      -- Unix nanoseconds
+        config   TEXT NOT NULL
+    );
+    CREATE TABLE pod_members (
+        container_id TEXT PRIMARY KEY REFERENCES containers(id) ON DELETE CASCADE,
+        pod_id       TEXT NOT NULL REFERENCES pods(id),
+        infra        INTEGER NOT NULL   -- the container holding the pod's namespaces
+    );
+    CREATE INDEX pod_members_pod ON pod_members(pod_id);
+    CREATE UNIQUE INDEX pod_members_one_infra ON pod_members(pod_id) WHERE infra = 1;
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

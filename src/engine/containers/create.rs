@@ -258,8 +258,26 @@ fn normalise_log_config(hc: &mut HostConfig) -> Result<()> {
     Ok(())
 }
 
+/// A container made as a member of a pod.
+#[derive(Debug, Clone)]
+pub struct PodJoin {
+    pub pod_id: String,
+    /// The pod's infra container.
+    pub infra: bool,
+}
+
 /// Create a container from the decoded request.
 pub fn create(engine: &Engine, name: Option<&str>, request: CreateRequest) -> Result<Created> {
+    create_in(engine, name, request, None)
+}
+
+/// Create a container, recorded as a member of `pod` in the same transaction.
+pub fn create_in(
+    engine: &Engine,
+    name: Option<&str>,
+    request: CreateRequest,
+    pod: Option<&PodJoin>,
+) -> Result<Created> {
     let CreateRequest {
         mut config,
         host_config: mut hc,
@@ -347,6 +365,9 @@ pub fn create(engine: &Engine, name: Option<&str>, request: CreateRequest) -> Re
             state: State::created().to_text(),
         };
         rows::insert(tx, &row, &chains)?;
+        if let Some(p) = pod {
+            crate::store::pods::add_member(tx, &p.pod_id, &id, p.infra)?;
+        }
         crate::engine::volumes::plan(tx, &id, &config, &hc)?;
         crate::engine::networks::settings::plan(tx, &id, &config, &hc, &networking_config)?;
         super::inspect::container_event(tx, "create", &row, Map::new())?;

@@ -12,6 +12,13 @@ use super::{forget_lock, inspect::container_event, names, resolve, rootfs};
 /// Remove a container; a running one only with `force` (it is killed first).
 /// `volumes` (`rm -v`, AutoRemove) also removes the container's anonymous volumes.
 pub fn remove(engine: &Engine, name: &str, force: bool, volumes: bool) -> Result<()> {
+    let id = engine.store()?.read(|tx| resolve(tx, name))?.id;
+    crate::engine::pods::check_removable(engine, &id)?;
+    remove_member(engine, &id, force, volumes)
+}
+
+/// [`remove`] without the pod check: a pod's removal takes its infra container too.
+pub fn remove_member(engine: &Engine, name: &str, force: bool, volumes: bool) -> Result<()> {
     let paths = engine.paths().clone();
     let row = {
         let mut store = engine.store()?;

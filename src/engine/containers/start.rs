@@ -166,6 +166,8 @@ fn init_binary() -> Option<PathBuf> {
 /// Start a container; `Ok(false)` if it was already running (304).
 pub fn start(engine: &Engine, name: &str) -> Result<bool> {
     let row = engine.store()?.read(|tx| resolve(tx, name))?;
+    // A pod member lives in its infra container's namespaces: that one runs first.
+    crate::engine::pods::before_start(engine, &row.id)?;
     let _lock = engine.lock_container(&row.id)?;
     // Re-read under the lock: another process may have started it meanwhile.
     let row = engine.store()?.read(|tx| resolve(tx, &row.id))?;
@@ -440,7 +442,7 @@ fn start_error(msg: &str) -> EngineError {
 }
 
 /// `10m`, `1g`, `512k`, `100` (bytes) as docker's `--log-opt max-size` takes them.
-pub(super) fn parse_size(s: &str) -> Result<u64> {
+pub(crate) fn parse_size(s: &str) -> Result<u64> {
     let t = s.trim().to_ascii_lowercase();
     let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
         Some((i, _)) => {
