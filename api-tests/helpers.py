@@ -296,6 +296,12 @@ class Engine:
         if self.run_root is None:
             return problems
         if self.proc is not None and self.proc.poll() is None:
+            # Pods first: their infra containers go only with them.
+            pods = request(self.sock, "GET", "/libpod/pods/json", timeout=30)
+            if pods.status == 200:
+                for p in pods.json() or []:
+                    notes.append(f"pod left behind: {p.get('Name')}")
+                    request(self.sock, "DELETE", f"/libpod/pods/{p['Id']}?force=true", timeout=120)
             rc, out, _ = self.docker("ps", "-aq", check=False, timeout=30)
             ids = out.split() if rc == 0 else []
             if ids:

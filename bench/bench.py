@@ -19,6 +19,9 @@ Figures (medians):
                 HTTP answer on 127.0.0.1; MB/s of a 64 MiB download through a published port.
   build         DOCKER_BUILDKIT=0 docker build of a 10-step trivial Dockerfile (bench/build_bench.py):
                 without cache (ms per step) and fully cached (ms in all).
+  pods          podman --remote against the engine's libpod endpoints (bench/pod_bench.py): pod
+                create, run --pod -d, generate kube, play kube, play kube --down (berth and
+                podman only: dockerd has no pods).
 
 dockerd and podman are measured only where installed; nothing is installed here.
 """
@@ -39,6 +42,7 @@ from pathlib import Path
 
 import build_bench as buildbench
 import net as netbench
+import pod_bench as podbench
 import pull as pullbench
 
 REPO = Path(__file__).resolve().parent.parent
@@ -398,7 +402,12 @@ def main() -> int:
     ap.add_argument("--engines", default="berth,dockerd,podman")
     ap.add_argument("--pull-mb", type=int, default=200, help="size of the pulled image; 0 skips")
     ap.add_argument("--pull-runs", type=int, default=3)
+    ap.add_argument("--figures", default="ping,images,containers,network,build,pull,pods",
+                    help="which groups of figures to measure")
     args = ap.parse_args()
+    groups = set(args.figures.split(","))
+    if "pull" not in groups:
+        args.pull_mb = 0
     if not os.path.exists(args.berth):
         sys.exit(f"bench: {args.berth} not found (cargo build --release, or --berth PATH)")
     if not DOCKER_CLI:
@@ -441,7 +450,12 @@ def main() -> int:
             "docker build, 10 trivial steps, all cached (ms, total)": {},
             f"docker pull {args.pull_mb} MB image, local registry (ms)": {},
             "  pull throughput (MB/s compressed)": {},
-            "  pull CPU (s per 100 MB)": {}}
+            "  pull CPU (s per 100 MB)": {},
+            "podman --remote pod create (ms)": {},
+            "podman --remote run -d --pod (ms)": {},
+            "podman --remote generate kube (ms)": {},
+            "podman --remote play kube, pod + 1 container (ms)": {},
+            "podman --remote play kube --down (ms)": {}}
     keys = list(rows)
     try:
         for eng in engines:
@@ -450,33 +464,55 @@ def main() -> int:
             n_cold = args.pings if eng.name != "dockerd" else 3
             if eng.name == "podman":
                 n_cold = min(args.pings, 20)
-            rows[keys[0]][eng.name] = med(eng.cold_ping(n_cold))
+            if "ping" in groups:
+                rows[keys[0]][eng.name] = med(eng.cold_ping(n_cold))
             sock = eng.start()
             try:
-                rows[keys[1]][eng.name] = med(timed(lambda s=sock: ok(s, "/_ping"), args.pings))
+                if "ping" in groups:
+                    rows[keys[1]][eng.name] = med(timed(lambda s=sock: ok(s, "/_ping"), args.pings))
                 populate(sock, tar, args.images)
-                rows[keys[2]][eng.name] = med(timed(lambda s=sock: ok(s, "/images/json"), args.repeat))
-                rows[keys[3]][eng.name] = med(timed(lambda s=sock: docker_images(s), args.repeat))
+                if "images" in groups:
+                    rows[keys[2]][eng.name] = med(timed(lambda s=sock: ok(s, "/images/json"), args.repeat))
+                    rows[keys[3]][eng.name] = med(timed(lambda s=sock: docker_images(s), args.repeat))
                 try:
+                    if "containers" not in groups:
+                        raise StopIteration
                     c = containers(eng, sock, args.repeat)
                     for k, f in zip(keys[4:], ("run", "create", "exec", "rss", "create100", "ps",
                                                "mem0", "mem50")):
                         rows[k][eng.name] = c[f]
                 except (subprocess.CalledProcessError, AssertionError) as e:
                     print(f"bench: containers on {eng.name}: {e}", file=sys.stderr)
+                except StopIteration:
+                    pass
                 try:
+                    if "network" not in groups:
+                        raise StopIteration
                     nf = netbench.network_figures(cli, timed, sock, args.repeat)
                     for k, f in zip(keys[12:16], ("bridge", "bridge_cost", "first_http", "mbps")):
                         rows[k][eng.name] = nf[f]
                 except (subprocess.CalledProcessError, OSError) as e:
                     print(f"bench: network on {eng.name}: {e}", file=sys.stderr)
+                except StopIteration:
+                    pass
                 try:
+                    if "build" not in groups:
+                        raise StopIteration
                     bf = buildbench.build_figures(sock, args.repeat)
                     rows[keys[16]][eng.name] = bf["per_step"]
                     rows[keys[17]][eng.name] = bf["cached"]
                 except subprocess.CalledProcessError as e:
                     print(f"bench: build on {eng.name}: {e} {e.stderr!r}", file=sys.stderr)
-                if registry:
+                except StopIteration:
+                    pass
+                if "pods" in groups and eng.name != "dockerd" and podbench.available():
+                    try:
+                        pf = podbench.pod_figures(sock, max(5, args.repeat // 2))
+                        for k, f in zip(keys[21:], ("create", "run", "generate", "play", "down")):
+                            rows[k][eng.name] = pf[f]
+                    except subprocess.CalledProcessError as e:
+                        print(f"bench: pods on {eng.name}: {e} {e.stderr!r}", file=sys.stderr)
+                if registry and "pull" in groups:
                     try:
                         p = pullbench.pull_figures(eng, cli, sock, pull_ref, compressed, args.pull_runs)
                         for k, f in zip(keys[18:], ("wall", "mbps", "cpu")):

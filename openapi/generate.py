@@ -49,7 +49,7 @@ PARAM_SCHEMA_KEYS = [
 # Request bodies that are tar archives rather than JSON, by Docker operationId.
 TAR_BODIES = {"ImageLoad", "ImageCreate", "ImageBuild"}
 
-ROUTE_RE = re.compile(r'r\(\s*"([A-Z]+)"\s*,\s*"([^"]+)"\s*,\s*H::(\w+)\s*\)')
+ROUTE_RE = re.compile(r'r\(\s*"([A-Z]+)"\s*,\s*"([^"]+)"\s*,\s*H::(\w+)\s*,?\s*\)')
 
 # What berth answers on routes that are not (fully) implemented, keyed by the handler in
 # src/api/routes.rs. The messages are the ones src/api/mod.rs and src/api/images.rs send.

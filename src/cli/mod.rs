@@ -151,8 +151,8 @@ pub fn pod(host: Option<&str>, cmd: PodCommand) -> Result<()> {
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 } else {
                     println!(
-                        "{:<14}{:<24}{:<12}{:<14}{}",
-                        "POD ID", "NAME", "STATUS", "INFRA ID", "# OF CONTAINERS"
+                        "{:<14}{:<24}{:<12}{:<14}# OF CONTAINERS",
+                        "POD ID", "NAME", "STATUS", "INFRA ID"
                     );
                     for p in v.as_array().into_iter().flatten() {
                         let short = |k: &str| {

@@ -9,6 +9,8 @@ use crate::api::params::{Filters, Query};
 use crate::api::response::{ApiError, ApiResult, blocking, empty, json, ok_json, read_body};
 use crate::engine::pods::{self, PodConfig, PodCreate, PortMapping, ops, view};
 
+use super::specgen::{default_idmappings, is_unset};
+
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
@@ -18,17 +20,6 @@ fn strings(v: Option<&Value>) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn is_unset(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.values().all(is_unset),
-    }
 }
 
 /// libpod's `PodSpecGenerator` as a pod request; what berth cannot do is refused.
@@ -142,14 +133,6 @@ pub fn pod_request(mut body: Map<String, Value>) -> Result<PodCreate, ApiError> 
     for k in HANDLED {
         body.remove(*k);
     }
-    let default_idmappings = |v: &Value| {
-        v.as_object().is_some_and(|o| {
-            o.iter().all(|(k, x)| {
-                matches!(k.as_str(), "HostUIDMapping" | "HostGIDMapping") && x == &json!(true)
-                    || is_unset(x)
-            })
-        })
-    };
     if let Some((k, v)) = body
         .iter()
         .find(|(k, v)| !(is_unset(v) || (k.as_str() == "idmappings" && default_idmappings(v))))

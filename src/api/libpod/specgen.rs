@@ -29,7 +29,7 @@ pub struct Translated {
 }
 
 /// Is a JSON value what Go leaves when a field is unset?
-fn is_unset(v: &Value) -> bool {
+pub(crate) fn is_unset(v: &Value) -> bool {
     match v {
         Value::Null => true,
         Value::Bool(b) => !b,
@@ -113,6 +113,16 @@ fn namespace(body: &Map<String, Value>, key: &str, allowed: &[&str]) -> Result<S
     Ok(out)
 }
 
+/// podman's `idmappings` when no user namespace is asked for: the host's IDs.
+pub(crate) fn default_idmappings(v: &Value) -> bool {
+    v.as_object().is_some_and(|o| {
+        o.iter().all(|(k, x)| {
+            matches!(k.as_str(), "HostUIDMapping" | "HostGIDMapping") && x == &Value::Bool(true)
+                || is_unset(x)
+        })
+    })
+}
+
 /// Fields podman sends on every create with values that mean "as Docker does".
 fn default_valued(key: &str, v: &Value) -> bool {
     match key {
@@ -124,12 +134,7 @@ fn default_valued(key: &str, v: &Value) -> bool {
         "image_volume_mode" => matches!(v.as_str(), Some("anonymous" | "")),
         // A passwd entry for a user missing from the image: berth runs such users by number.
         "manage_password" => true,
-        "idmappings" => v.as_object().is_some_and(|o| {
-            o.iter().all(|(k, x)| {
-                matches!(k.as_str(), "HostUIDMapping" | "HostGIDMapping") && x == &Value::Bool(true)
-                    || is_unset(x)
-            })
-        }),
+        "idmappings" => default_idmappings(v),
         // Informational: how the container was made, the image as typed, a faster overlay.
         "containerCreateCommand" | "raw_image_name" | "volatile" => true,
         _ => is_unset(v),

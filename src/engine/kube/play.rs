@@ -860,10 +860,11 @@ fn documents(yaml: &str) -> KResult<Vec<Value>> {
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
+/// A pod to make: its name, labels, pod spec and where in the YAML it is (for errors).
+type PodDocument = (String, BTreeMap<String, String>, Value, String);
+
 /// The pods (by name) a YAML makes, and the documents they come from.
-fn pod_documents(
-    docs: &[Value],
-) -> KResult<Vec<(String, BTreeMap<String, String>, Value, String)>> {
+fn pod_documents(docs: &[Value]) -> KResult<Vec<PodDocument>> {
     let mut out = Vec::new();
     for (i, d) in docs.iter().enumerate() {
         let kind = d["kind"].as_str().unwrap_or_default();
