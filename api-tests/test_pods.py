@@ -424,6 +424,8 @@ def test_generate_kube_for_a_cluster(engine, pod_names, tmp_path):
     validate_yaml(tmp_path / "svc.yaml")
     dep = gen("&type=deployment&replicas=2").body.decode()
     assert "kind: Deployment" in dep and "replicas: 2" in dep
+    # A cluster takes a Deployment only with restartPolicy Always.
+    assert "restartPolicy: Always" in dep and "OnFailure" not in dep
     (tmp_path / "dep.yaml").write_text(dep)
     validate_yaml(tmp_path / "dep.yaml")
     # A plain container (no pod) becomes a pod of its own.

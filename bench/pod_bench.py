@@ -1,5 +1,6 @@
 """Pod figures for bench.py, through Podman's own remote client (`podman --remote`) against
-each engine's libpod endpoints (berth, and podman's service; dockerd has none): pod create,
+each engine's libpod endpoints (berth, and podman's service, whose pods need Debian's
+containernetworking-plugins with the bench's CNI setting; dockerd has none): pod create,
 a member started in it, generate kube of the pod, play kube of that YAML (pod, infra and
 member up), and play kube --down."""
 
@@ -34,7 +35,9 @@ def pod_figures(sock: str, repeat: int, image: str = "benchbox") -> dict:
             name = f"benchpod{i}"
             t, _ = _timed(remote + ["pod", "create", "--name", name])
             create.append(t)
-            t, _ = _timed(remote + ["run", "-d", "--pod", name, "--name", f"{name}-c", image, "sleep", "3600"])
+            # A member that ends on SIGTERM: stopping it is not the stop timeout.
+            t, _ = _timed(remote + ["run", "-d", "--pod", name, "--name", f"{name}-c", image,
+                                    "/bin/sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"])
             run.append(t)
             t, yaml = _timed(remote + ["generate", "kube", name])
             gen.append(t)

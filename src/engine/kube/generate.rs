@@ -142,7 +142,7 @@ fn env_diff(c: &Config, image: &Config) -> Vec<Value> {
         .iter()
         .filter_map(|e| e.split_once('=').or(Some((e.as_str(), ""))))
         .filter(|(k, v)| *k != "HOSTNAME" && *k != "container" && image_env.get(k) != Some(v))
-        .map(|(k, v)| json!({"name": k, "value": v}))
+        .map(|(k, v)| json!({"name": k, "value": escape_dollars(v)}))
         .collect()
 }
 
@@ -248,6 +248,29 @@ fn resources(hc: &HostConfig) -> Value {
     Value::Object(out)
 }
 
+/// A name as a Kubernetes DNS label: lower case, `[a-z0-9-]`, at most 63, starting and
+/// ending alphanumeric (Docker names may hold `_`, `.` and capitals).
+fn dns_label(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    out.truncate(63);
+    let out = out.trim_matches('-').to_string();
+    if out.is_empty() { "x".into() } else { out }
+}
+
+/// The kubelet expands `$(VAR)` in commands, args and env values: `$$` keeps a `$` literal.
+fn escape_dollars(s: &str) -> String {
+    s.replace('$', "$$")
+}
+
 /// Pod volume names from host paths, as podman makes them (`/srv/data` → `srv-data-host-0`).
 fn host_volume_name(path: &str, n: usize) -> String {
     let base: String = path
@@ -290,18 +313,19 @@ fn pod_spec(engine: &Engine, src: &Source) -> Result<Built> {
                 .unwrap_or(&row.name),
             false => &row.name,
         };
-        k.insert("name".into(), json!(name));
+        k.insert("name".into(), json!(dns_label(name)));
         k.insert("image".into(), json!(row.image));
         let ep = c.entrypoint.clone().unwrap_or_default();
         let cmd = c.cmd.clone().unwrap_or_default();
         let image_ep = image.entrypoint.clone().unwrap_or_default();
         let image_cmd = image.cmd.clone().unwrap_or_default();
         let write_command = ep != image_ep;
+        let escaped = |l: &[String]| l.iter().map(|a| escape_dollars(a)).collect::<Vec<_>>();
         if write_command {
-            k.insert("command".into(), json!(ep));
+            k.insert("command".into(), json!(escaped(&ep)));
         }
         if (cmd != image_cmd || write_command) && !cmd.is_empty() {
-            k.insert("args".into(), json!(cmd));
+            k.insert("args".into(), json!(escaped(&cmd)));
         }
         let env = env_diff(&c, &image);
         if !env.is_empty() {
@@ -472,6 +496,11 @@ fn pod_spec(engine: &Engine, src: &Source) -> Result<Built> {
     })
 }
 
+fn with_restart(mut spec: Value, policy: &str) -> Value {
+    spec["restartPolicy"] = json!(policy);
+    spec
+}
+
 /// Decode into the k8s-openapi type (the schema check) and write it as YAML.
 fn typed_yaml<T: serde::de::DeserializeOwned + serde::Serialize>(v: Value) -> Result<String> {
     let typed: T = serde_json::from_value(v).map_err(kube_err)?;
@@ -510,16 +539,17 @@ pub fn generate(engine: &Engine, names: &[String], kind: Kind, service: bool) ->
         let body = match kind {
             Kind::Pod => typed_yaml::<Pod>(json!({
                 "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": src.name, "labels": labels},
+                "metadata": {"name": dns_label(&src.name), "labels": labels},
                 "spec": built.pod_spec,
             }))?,
             Kind::Deployment { replicas } => typed_yaml::<Deployment>(json!({
+                // A Deployment's pods restart always: the API server refuses anything else.
                 "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": format!("{}-deployment", src.name), "labels": labels},
+                "metadata": {"name": dns_label(&format!("{}-deployment", src.name)), "labels": labels},
                 "spec": {
                     "replicas": replicas,
                     "selector": {"matchLabels": {"app": src.name}},
-                    "template": {"metadata": {"labels": labels}, "spec": built.pod_spec},
+                    "template": {"metadata": {"labels": labels}, "spec": with_restart(built.pod_spec.clone(), "Always")},
                 },
             }))?,
         };
@@ -546,7 +576,7 @@ pub fn generate(engine: &Engine, names: &[String], kind: Kind, service: bool) ->
             }
             bodies.push(typed_yaml::<Service>(json!({
                 "apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": src.name, "labels": {"app": src.name}},
+                "metadata": {"name": dns_label(&src.name), "labels": {"app": src.name}},
                 "spec": {"type": "NodePort", "selector": {"app": src.name}, "ports": ports},
             }))?);
         }
@@ -558,6 +588,13 @@ pub fn generate(engine: &Engine, names: &[String], kind: Kind, service: bool) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_dollars_for_kubernetes() {
+        assert_eq!(dns_label("My_Web.1"), "my-web-1");
+        assert_eq!(dns_label("_x_"), "x");
+        assert_eq!(escape_dollars("echo $(date) $HOME"), "echo $$(date) $$HOME");
+    }
 
     #[test]
     fn host_paths_name_volumes() {

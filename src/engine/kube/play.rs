@@ -237,7 +237,8 @@ fn env_of(c: &Value, at: &str, src: &Sources) -> KResult<Vec<String>> {
             }
         } else {
             let value = match &e["value"] {
-                Value::String(s) => s.clone(),
+                // `$$` is the kubelet's escape of a literal `$`.
+                Value::String(s) => s.replace("$$", "$"),
                 Value::Null => String::new(),
                 other => other.to_string(),
             };
@@ -719,10 +720,13 @@ fn plan_pod(
         let image = c["image"]
             .as_str()
             .ok_or_else(|| invalid(format!("{at}.image is missing")))?;
+        let unescape = |l: Option<Vec<String>>| {
+            l.map(|l| l.iter().map(|a| a.replace("$$", "$")).collect::<Vec<_>>())
+        };
         let mut cfg = Config {
             image: image.to_string(),
-            entrypoint: str_list(&c["command"], &at)?,
-            cmd: str_list(&c["args"], &at)?,
+            entrypoint: unescape(str_list(&c["command"], &at)?),
+            cmd: unescape(str_list(&c["args"], &at)?),
             working_dir: c["workingDir"].as_str().unwrap_or_default().to_string(),
             tty: c["tty"].as_bool() == Some(true),
             open_stdin: c["stdin"].as_bool() == Some(true),
