@@ -21,7 +21,17 @@ const BODY_LIMIT: usize = 1 << 20;
 pub async fn create(ctx: &Ctx, id: String, req: Request<Incoming>) -> ApiResult {
     let (parts, body) = req.into_parts();
     let bytes = read_body(body, BODY_LIMIT).await?;
-    let body: ExecOptions = json_body::typed(&parts.headers, &bytes, "ExecOptions")?;
+    create_from_body(ctx, id, &parts.headers, &bytes).await
+}
+
+/// An exec session from a request body already read.
+pub async fn create_from_body(
+    ctx: &Ctx,
+    id: String,
+    headers: &hyper::HeaderMap,
+    bytes: &[u8],
+) -> ApiResult {
+    let body: ExecOptions = json_body::typed(headers, bytes, "ExecOptions")?;
     if !body.detach_keys.is_empty() {
         super::attach::detach_keys(&body.detach_keys)?;
     }

@@ -301,7 +301,7 @@ async fn route(ctx: Ctx, req: Request<Incoming>, path: &str) -> ApiResult {
         }
         H::LpContainerTop => container_ops::top(&ctx, param, &q).await,
         H::LpContainerDelete => libpod::containers::delete(&ctx, param, &q).await,
-        H::LpExecCreate => exec::create(&ctx, param, req).await,
+        H::LpExecCreate => libpod::containers::exec_create(&ctx, param, req).await,
         H::LpExecStart => {
             // podman reads an exec's output from the raw connection even without an upgrade:
             // a close-delimited body (HTTP/1.0 framing) is that stream, unchunked.

@@ -359,3 +359,17 @@ pub fn renamed(q: &Query, from: &str, to: &str) -> Query {
             .collect(),
     )
 }
+
+/// `POST /libpod/containers/{name}/exec`: Docker's exec, except that stdin is refused: podman
+/// sends it over an exec start that is not upgraded, where berth cannot read it.
+pub async fn exec_create(ctx: &Ctx, name: String, req: Request<Incoming>) -> ApiResult {
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(body, 1 << 20).await?;
+    let v = json_body::object(&parts.headers, &bytes)?;
+    if v.get("AttachStdin").and_then(Value::as_bool) == Some(true) {
+        return Err(ApiError::bad_request(
+            "berth does not pass stdin to libpod exec sessions yet (podman exec -i); docker exec -i works",
+        ));
+    }
+    crate::api::exec::create_from_body(ctx, name, &parts.headers, &bytes).await
+}

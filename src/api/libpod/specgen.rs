@@ -393,6 +393,9 @@ pub fn translate(mut body: Map<String, Value>) -> Result<Translated, SpecError> 
     }
     config.tty = body.get("terminal").and_then(Value::as_bool) == Some(true);
     config.open_stdin = body.get("stdin").and_then(Value::as_bool) == Some(true);
+    // conmon closes a container's stdin when its attached client half-closes (podman's
+    // default without --leave-stdin-open): Docker's StdinOnce.
+    config.stdin_once = config.open_stdin;
     config.hostname = str_of(&body, "hostname").to_string();
     config.working_dir = str_of(&body, "work_dir").to_string();
     config.user = str_of(&body, "user").to_string();
