@@ -264,6 +264,9 @@ pub struct PodJoin {
     pub pod_id: String,
     /// The pod's infra container.
     pub infra: bool,
+    /// A pod made with its infra container, in the same transaction: a pod is never without
+    /// the container that holds its namespaces.
+    pub new_pod: Option<crate::store::pods::PodRow>,
 }
 
 /// Create a container from the decoded request.
@@ -366,6 +369,9 @@ pub fn create_in(
         };
         rows::insert(tx, &row, &chains)?;
         if let Some(p) = pod {
+            if let Some(row) = &p.new_pod {
+                crate::store::pods::insert(tx, row)?;
+            }
             crate::store::pods::add_member(tx, &p.pod_id, &id, p.infra)?;
         }
         crate::engine::volumes::plan(tx, &id, &config, &hc)?;

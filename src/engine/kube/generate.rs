@@ -271,21 +271,17 @@ fn escape_dollars(s: &str) -> String {
     s.replace('$', "$$")
 }
 
-/// Pod volume names from host paths, as podman makes them (`/srv/data` → `srv-data-host-0`).
+/// Pod volume names from host paths, as podman makes them (`/srv/data` → `srv-data-host-0`),
+/// short enough to stay a DNS label with a suffix.
 fn host_volume_name(path: &str, n: usize) -> String {
-    let base: String = path
-        .trim_matches('/')
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let base = if base.is_empty() { "root".into() } else { base };
-    format!("{base}-host-{n}")
+    let trimmed = path.trim_matches('/');
+    let mut base = if trimmed.is_empty() {
+        "root".to_string()
+    } else {
+        dns_label(trimmed)
+    };
+    base.truncate(40);
+    format!("{}-host-{n}", base.trim_end_matches('-'))
 }
 
 struct Built {
@@ -600,6 +596,7 @@ mod tests {
     fn host_paths_name_volumes() {
         assert_eq!(host_volume_name("/srv/Data", 0), "srv-data-host-0");
         assert_eq!(host_volume_name("/", 2), "root-host-2");
+        assert!(host_volume_name(&"/a".repeat(80), 1).len() <= 63);
     }
 
     #[test]

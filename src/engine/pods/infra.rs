@@ -55,10 +55,10 @@ pub fn pause_image(engine: &Engine) -> Result<String> {
     )
 }
 
-/// Make the pod's infra container (`<pod id 12>-infra`), a member marked as infra.
+/// Make the pod (its row) and its infra container (`<pod id 12>-infra`) in one transaction.
 pub fn create_infra(
     engine: &Engine,
-    pod: &PodRow,
+    pod: PodRow,
     config: &PodConfig,
     image: Option<&str>,
     command: Option<Vec<String>>,
@@ -83,6 +83,7 @@ pub fn create_infra(
         Some(&PodJoin {
             pod_id: pod.id.clone(),
             infra: true,
+            new_pod: Some(pod),
         }),
     )?;
     Ok(created.id)

@@ -287,33 +287,31 @@ pub fn create(engine: &Engine, req: PodCreate) -> Result<String> {
         created: now_nanos(),
         config_json: serde_json::to_string(&config).map_err(EngineError::internal_cause)?,
     };
-    let inserted = engine.store()?.write(|tx| rows::insert(tx, &row));
-    if let Err(e) = inserted {
-        if e.to_string()
-            .contains("UNIQUE constraint failed: pods.name")
-        {
-            return Err(EngineError::conflict(format!(
-                "adding pod to state: name \"{name}\" is in use: pod already exists"
-            )));
-        }
-        return Err(e.into());
-    }
-    if config.infra {
-        let made = infra::create_infra(
+    let conflict = || {
+        EngineError::conflict(format!(
+            "adding pod to state: name \"{name}\" is in use: pod already exists"
+        ))
+    };
+    let made = if config.infra {
+        infra::create_infra(
             engine,
-            &row,
+            row,
             &config,
             req.infra_image.as_deref(),
             req.infra_command,
             req.infra_name.as_deref(),
-        );
-        if let Err(e) = made {
-            let _ = engine
-                .store()
-                .map(|mut s| s.write(|tx| rows::delete(tx, &id)));
-            return Err(e);
-        }
-    }
+        )
+        .map(|_| ())
+    } else {
+        engine
+            .store()?
+            .write(|tx| rows::insert(tx, &row))
+            .map_err(EngineError::from)
+    };
+    match made {
+        Err(e) if e.message.contains("UNIQUE constraint failed: pods.name") => Err(conflict()),
+        other => other,
+    }?;
     Ok(id)
 }
 
@@ -330,6 +328,7 @@ pub fn join(
         return Ok(super::containers::create::PodJoin {
             pod_id: p.row.id,
             infra: false,
+            new_pod: None,
         });
     };
     let shared = |ns: &str| p.config.shared.iter().any(|s| s == ns);
@@ -369,6 +368,7 @@ pub fn join(
     Ok(super::containers::create::PodJoin {
         pod_id: p.row.id,
         infra: false,
+        new_pod: None,
     })
 }
 
